@@ -1,0 +1,14 @@
+"""SQLAlchemy models: estates and people, tickets, fees, conversations. No platform SDK here."""
+from .base import Base, utcnow
+from .conversation import Conversation, OutboxMessage
+from .estate import Binding, Building, Estate, Identity, Person, Residency, Staff, StaffEstate, Unit
+from .fee import Bill, Payment
+from .lifecycle import Action, Status, TransitionError, allowed_actions, next_status
+from .ticket import Attachment, Ticket, TicketCounter, TicketEvent
+
+__all__ = [
+    "Base", "utcnow", "Conversation", "OutboxMessage", "Binding", "Building", "Estate", "Identity",
+    "Person", "Residency", "Staff", "StaffEstate", "Unit", "Bill", "Payment", "Action", "Status",
+    "TransitionError", "allowed_actions", "next_status", "Attachment", "Ticket", "TicketCounter",
+    "TicketEvent",
+]

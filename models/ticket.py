@@ -1,0 +1,89 @@
+"""Tickets (repairs and complaints), their audit trail, attachments and the daily number counters."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .base import Base, utcnow
+from .lifecycle import Status
+
+PREFIX = {"repair": "BX", "complaint": "TS"}
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (Index("ix_tickets_estate_status", "estate_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # repair | complaint
+    category: Mapped[str] = mapped_column(String(32))
+    urgency: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=Status.NEW, index=True)
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    classifier_reasons: Mapped[list] = mapped_column(JSON, default=list)
+    estate_id: Mapped[int | None] = mapped_column(ForeignKey("estates.id"), default=None)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"), default=None)
+    location_text: Mapped[str] = mapped_column(String(300), default="")  # public area or free text
+    preferred_time: Mapped[str] = mapped_column(String(100), default="")
+    contact_phone: Mapped[str] = mapped_column(String(32), default="")
+    anonymous: Mapped[bool] = mapped_column(Boolean, default=False)  # complaints: hide the complainant
+    channel: Mapped[str] = mapped_column(String(16))
+    reporter_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True, default=None)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), default=None)
+    reject_reason: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    claim_due_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    resolve_due_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    last_hurry_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    hurry_count: Mapped[int] = mapped_column(Integer, default=0)
+    rating: Mapped[int | None] = mapped_column(Integer, default=None)
+    rating_comment: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    events: Mapped[list["TicketEvent"]] = relationship(
+        back_populates="ticket", order_by="TicketEvent.id", cascade="all")
+    attachments: Mapped[list["Attachment"]] = relationship(order_by="Attachment.id", cascade="all")
+
+
+class TicketEvent(Base):
+    """Append-only audit trail: who changed what, when."""
+
+    __tablename__ = "ticket_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))  # "owner:12", "staff:3", "system"
+    action: Mapped[str] = mapped_column(String(16))
+    from_status: Mapped[str | None] = mapped_column(String(16), default=None)
+    to_status: Mapped[str | None] = mapped_column(String(16), default=None)
+    note: Mapped[str] = mapped_column(Text, default="")
+    ticket: Mapped[Ticket] = relationship(back_populates="events")
+
+
+class Attachment(Base):
+    """A photo kept by channel reference (Telegram file_id, WeChat media id, a web upload path)."""
+
+    __tablename__ = "attachments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    ref: Mapped[str] = mapped_column(String(500))
+    added_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class TicketCounter(Base):
+    """The last daily sequence per prefix; bumped with one atomic upsert."""
+
+    __tablename__ = "ticket_counters"
+    prefix: Mapped[str] = mapped_column(String(8), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    last: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,1 @@
+"""propdesk application: services, classifier, channel adapters, web server and CLI."""

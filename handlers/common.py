@@ -1,0 +1,95 @@
+"""Small helpers shared by the flows: menus, yes/no, input parsing."""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from .context import Ctx
+from .messages import Inbound
+
+MENU = [("repair", "menu.repair"), ("complaint", "menu.complaint"), ("fees", "menu.fees"),
+        ("tickets", "menu.tickets"), ("bind", "menu.bind")]
+YES_NO = [("yes", "common.yes"), ("no", "common.no")]
+SKIP = ("skip", "common.skip")
+DONE = ("done", "common.done")
+
+REPAIR_CATEGORIES = ["water", "electrical", "gas", "lift", "doors_windows", "building", "public_facility",
+                     "parking", "other"]
+COMPLAINT_CATEGORIES = ["noise", "sanitation", "security", "neighbor", "service", "parking", "other"]
+URGENCIES = ["emergency", "high", "normal", "low"]
+
+_PHONE = re.compile(r"^(\+?86)?(1[3-9]\d{9}|0\d{2,3}-?\d{7,8}|\d{7,8})$")
+_UNIT = re.compile(r"^\s*(\d+[a-z]?)\s*(?:栋|幢|号楼|座|-|/|\s)\s*(\d+)\s*(?:单元|-|/|\s)\s*(\d+)\s*(?:室|号)?\s*$", re.I)
+
+
+def show_menu(ctx: Ctx, key: str = "menu.prompt") -> None:
+    ctx.finish()
+    ctx.say(key, MENU + [("lang", "menu.lang")])
+
+
+def choice_of(msg: Inbound) -> str:
+    """The chosen option's id, or a command/keyword the owner typed for one."""
+    return msg.choice if msg.kind == "choice" else ""
+
+
+def clean_text(text: str) -> str:
+    return unicodedata.normalize("NFKC", text or "").strip()
+
+
+def parse_phone(text: str) -> str | None:
+    digits = re.sub(r"[\s()]", "", clean_text(text))
+    return digits if _PHONE.match(digits) else None
+
+
+def parse_unit(text: str) -> str | None:
+    """'3-2-1502', '3栋2单元1502', '3 2 1502' -> '3-2-1502'."""
+    m = _UNIT.match(clean_text(text))
+    return f"{m.group(1).upper()}-{m.group(2)}-{m.group(3)}" if m else None
+
+
+def mask_phone(phone: str) -> str:
+    return phone[:3] + "****" + phone[-4:] if len(phone) >= 11 else phone
+
+
+def category_choices(categories: list[str]) -> list[tuple[str, str]]:
+    return [(f"cat:{c}", f"category.{c}") for c in categories]
+
+
+def urgency_choices() -> list[tuple[str, str]]:
+    return [(f"urg:{u}", f"urgency.{u}") for u in URGENCIES]
+
+
+def promise_text(ctx: Ctx, urgency: str) -> str:
+    minutes = ctx.settings.promise_minutes.get(urgency, 240)
+    if minutes < 60:
+        return ctx.t("time.minutes", n=minutes)
+    if minutes < 1440:
+        return ctx.t("time.hours", n=minutes // 60)
+    return ctx.t("time.days", n=minutes // 1440)
+
+
+async def pick_estate_if_needed(ctx: Ctx, next_state: str) -> bool:
+    """Ask which estate when there are several and nothing tells; True when a question was asked."""
+    if ctx.data.get("estate_id"):
+        return False
+    units = await ctx.desk.bound_units(ctx.person_id)
+    estates = await ctx.desk.estates()
+    if units and len({u.estate_id for u in units}) == 1:
+        ctx.data["estate_id"] = units[0].estate_id
+        return False
+    if len(estates) == 1:
+        ctx.data["estate_id"] = estates[0].id
+        return False
+    ctx.data["_after_estate"] = next_state
+    ctx.state = "estate"
+    ctx.say("common.which_estate", [(f"estate:{e.id}", e.name) for e in estates])
+    return True
+
+
+def take_estate(ctx: Ctx, msg: Inbound) -> bool:
+    choice = choice_of(msg)
+    if choice.startswith("estate:"):
+        ctx.data["estate_id"] = int(choice.split(":", 1)[1])
+        ctx.state = ctx.data.pop("_after_estate", ctx.state)
+        return True
+    return False

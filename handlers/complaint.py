@@ -1,0 +1,111 @@
+"""Complaint (投诉): subject -> details -> photos -> may the other party learn who complained -> confirm."""
+from __future__ import annotations
+
+from enum import StrEnum
+
+from . import repair
+from .common import (COMPLAINT_CATEGORIES, DONE, YES_NO, category_choices, choice_of, clean_text,
+                     pick_estate_if_needed, take_estate)
+from .context import Ctx
+from .messages import Inbound
+
+FLOW = "complaint"
+
+
+class S(StrEnum):
+    SUBJECT = "subject"
+    DETAILS = "details"
+    PHOTOS = "photos"
+    ANONYMOUS = "anonymous"
+    ESTATE = "estate"
+    CONFIRM = "confirm"
+
+
+async def start(ctx: Ctx, details: str = "", category: str = "") -> None:
+    ctx.goto(FLOW, S.SUBJECT)
+    ctx.data = {"kind": "complaint", "photos": []}
+    if details:
+        ctx.data["category"] = category if category in COMPLAINT_CATEGORIES else "other"
+        ctx.data["subject"] = ctx.label("category", ctx.data["category"])
+        await _details(ctx, details)
+        return
+    ctx.say("complaint.subject", category_choices(COMPLAINT_CATEGORIES))
+
+
+async def _details(ctx: Ctx, text: str) -> None:
+    c = ctx.desk.classify(text)
+    ctx.data.update(description=text, urgency=c["urgency"] if c["urgency"] != "low" else "normal",
+                    reasons=c["reasons"])
+    if ctx.data.get("category", "other") == "other" and c["category"] in COMPLAINT_CATEGORIES:
+        ctx.data["category"] = c["category"]
+    if c["urgency"] == "emergency":
+        ctx.data["urgency"] = "emergency"
+        await repair.create_emergency(ctx)
+        return
+    ctx.state = S.PHOTOS
+    ctx.say("complaint.photos", [DONE])
+
+
+async def _confirm(ctx: Ctx) -> None:
+    d = ctx.data
+    ctx.state = S.CONFIRM
+    ctx.say("complaint.summary", [("submit", "common.submit"), ("cancel", "common.cancel")],
+            subject=d.get("subject", ""), description=d["description"], photos=len(d["photos"]),
+            anonymous=ctx.t("common.yes" if d.get("anonymous") else "common.no"))
+
+
+async def step(ctx: Ctx, msg: Inbound) -> None:
+    d, choice, state = ctx.data, choice_of(msg), ctx.state
+    text = clean_text(msg.text) if msg.kind == "text" else ""
+    if state == S.SUBJECT:
+        if choice.startswith("cat:"):
+            d["category"] = choice[4:]
+            d["subject"] = ctx.label("category", d["category"])
+        elif text:
+            d["category"] = "other"
+            d["subject"] = text[:200]
+        else:
+            ctx.say("common.pick_one")
+            return
+        ctx.state = S.DETAILS
+        ctx.say("complaint.details")
+    elif state == S.DETAILS:
+        if text:
+            await _details(ctx, text)
+        elif msg.kind == "photo":
+            d["photos"].append(msg.photo_ref)
+            ctx.say("complaint.details")
+        else:
+            ctx.say("complaint.details")
+    elif state == S.PHOTOS:
+        if msg.kind == "photo":
+            d["photos"].append(msg.photo_ref)
+            ctx.say("repair.photo_received", [DONE], n=len(d["photos"]))
+        elif choice in ("done", "skip") or text:
+            if text and not choice:
+                d["description"] = f"{d['description']}\n{text}"
+            ctx.state = S.ANONYMOUS
+            ctx.say("complaint.anonymous", YES_NO)
+        else:
+            ctx.say("complaint.photos", [DONE])
+    elif state == S.ANONYMOUS:
+        if choice not in ("yes", "no"):
+            ctx.say("common.pick_one")
+            return
+        # "May the other party learn who complained?" yes -> not anonymous.
+        d["anonymous"] = choice == "no"
+        if not await pick_estate_if_needed(ctx, S.CONFIRM):
+            await _confirm(ctx)
+    elif state == S.ESTATE:
+        if take_estate(ctx, msg):
+            await _confirm(ctx)
+        else:
+            ctx.say("common.pick_one")
+    elif state == S.CONFIRM:
+        if choice == "submit":
+            await repair.submit(ctx)
+        elif choice == "cancel":
+            ctx.say("common.cancelled")
+            ctx.finish()
+        else:
+            ctx.say("common.pick_one")

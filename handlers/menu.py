@@ -1,0 +1,39 @@
+"""Main menu: the five services, and free text classified into the right flow."""
+from __future__ import annotations
+
+from . import bind, complaint, fees, repair, tickets
+from .common import choice_of, clean_text, show_menu
+from .context import Ctx
+from .messages import Inbound
+
+FLOW = "menu"
+
+STARTERS = {"repair": repair.start, "complaint": complaint.start, "fees": fees.start,
+            "tickets": tickets.start, "bind": bind.start}
+
+
+async def from_free_text(ctx: Ctx, text: str) -> None:
+    """"厨房漏水了" at the menu starts a repair with the description filled in."""
+    c = ctx.desk.classify(text)
+    if c["kind"] == "repair" or c["urgency"] == "emergency" and c["kind"] != "complaint":
+        await repair.start(ctx, description=text)
+    elif c["kind"] == "complaint":
+        await complaint.start(ctx, details=text, category=c["category"])
+    elif c["kind"] == "fee":
+        await fees.start(ctx)
+    else:
+        ctx.finish()
+        ctx.say("menu.inquiry", phone=ctx.settings.duty_phone)
+        show_menu(ctx, "menu.prompt")
+
+
+async def step(ctx: Ctx, msg: Inbound) -> None:
+    choice = choice_of(msg)
+    if choice in STARTERS:
+        await STARTERS[choice](ctx)
+    elif msg.kind == "text" and clean_text(msg.text):
+        await from_free_text(ctx, clean_text(msg.text))
+    elif msg.kind == "photo":
+        await repair.start(ctx, photo=msg.photo_ref)
+    else:
+        show_menu(ctx)

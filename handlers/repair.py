@@ -1,0 +1,299 @@
+"""Repair (报修): describe -> confirm the classifier's guess -> where -> photos -> visit time -> phone -> confirm.
+
+An emergency skips the queue: the ticket is created from the first message, the owner gets safety advice and the
+duty phone, and the remaining questions become optional additions to that ticket.
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+
+from .common import (DONE, SKIP, REPAIR_CATEGORIES, category_choices, choice_of, clean_text, mask_phone,
+                     parse_phone, pick_estate_if_needed, promise_text, take_estate, urgency_choices)
+from .context import Ctx
+from .messages import Inbound
+from .ports import NewTicket
+
+FLOW = "repair"
+
+
+class S(StrEnum):
+    DESCRIBE = "describe"
+    CONFIRM_CLASS = "confirm_class"
+    PICK_CATEGORY = "pick_category"
+    PICK_URGENCY = "pick_urgency"
+    WHERE = "where"
+    ESTATE = "estate"
+    PUBLIC_PLACE = "public_place"
+    PHOTOS = "photos"
+    VISIT_TIME = "visit_time"
+    PHONE = "phone"
+    SUMMARY = "summary"
+    EMERGENCY_WHERE = "emergency_where"
+    EMERGENCY_PHONE = "emergency_phone"
+
+
+VISIT_TIMES = ["asap", "today", "tomorrow_am", "tomorrow_pm", "weekend"]
+
+
+async def start(ctx: Ctx, description: str = "", location: str = "", estate_id: int | None = None,
+                photo: str = "") -> None:
+    ctx.goto(FLOW, S.DESCRIBE)
+    ctx.data = {"kind": "repair", "photos": [photo] if photo else []}
+    if location:
+        ctx.data.update(location_text=location, location_fixed=True)
+    if estate_id:
+        ctx.data["estate_id"] = estate_id
+    if description:
+        await described(ctx, description)
+    else:
+        ctx.say("repair.describe_at" if location else "repair.describe", place=location)
+
+
+async def described(ctx: Ctx, text: str) -> None:
+    """Classify the description; an emergency becomes a ticket before any other question."""
+    c = ctx.desk.classify(text)
+    category = c["category"] if c["category"] in REPAIR_CATEGORIES else "other"
+    ctx.data.update(description=text, category=category, urgency=c["urgency"], reasons=c["reasons"])
+    if c["urgency"] == "emergency":
+        await create_emergency(ctx)
+        return
+    ctx.state = S.CONFIRM_CLASS
+    ctx.say("repair.classified", [("ok", "repair.class_ok"), ("cat", "repair.class_cat"),
+                                  ("urg", "repair.class_urg")],
+            category=ctx.label("category", category), urgency=ctx.label("urgency", c["urgency"]),
+            reasons=", ".join(c["reasons"]) or "-")
+
+
+async def create_emergency(ctx: Ctx) -> None:
+    d = ctx.data
+    units = await ctx.desk.bound_units(ctx.person_id)
+    if not d.get("location_text") and len(units) == 1:
+        d.update(unit_id=units[0].id, estate_id=units[0].estate_id)
+    elif not d.get("estate_id"):
+        estates = await ctx.desk.estates()
+        if len(estates) == 1:
+            d["estate_id"] = estates[0].id
+        elif units and len({u.estate_id for u in units}) == 1:
+            d["estate_id"] = units[0].estate_id
+    phone = await ctx.desk.person_phone(ctx.person_id)
+    ticket = await ctx.desk.create_ticket(ctx.person_id, ctx.channel, NewTicket(
+        kind=d["kind"], category=d["category"], urgency="emergency", description=d["description"],
+        subject=d.get("subject", ""), reasons=d.get("reasons", []), estate_id=d.get("estate_id"),
+        unit_id=d.get("unit_id"), location_text=d.get("location_text", ""), photos=d.get("photos", []),
+        contact_phone=phone))
+    advice_key = f"safety.{d['category']}"
+    advice = ctx.t(advice_key) if advice_key in _known_advice() else ctx.t("safety.general")
+    ctx.say("repair.emergency_created", number=ticket.number, advice=advice, duty_phone=ctx.settings.duty_phone,
+            promise=promise_text(ctx, "emergency"))
+    d["number"] = ticket.number
+    d["phone_known"] = bool(phone)
+    if not d.get("unit_id") and not d.get("location_text"):
+        ctx.goto(FLOW, S.EMERGENCY_WHERE)
+        ctx.say("repair.emergency_where", [SKIP])
+    else:
+        await _emergency_phone(ctx)
+
+
+def _known_advice() -> set[str]:
+    return {f"safety.{c}" for c in ("gas", "lift", "water", "electrical", "fire", "security", "doors_windows")}
+
+
+async def _emergency_phone(ctx: Ctx) -> None:
+    if ctx.data.get("phone_known"):
+        ctx.say("repair.emergency_done", number=ctx.data["number"])
+        ctx.finish()
+        return
+    ctx.goto(FLOW, S.EMERGENCY_PHONE)
+    ctx.say("repair.emergency_phone", [SKIP])
+
+
+async def _ask_where(ctx: Ctx) -> None:
+    if ctx.data.get("location_fixed"):
+        if not await pick_estate_if_needed(ctx, S.PHOTOS):
+            await _ask_photos(ctx)
+        return
+    units = await ctx.desk.bound_units(ctx.person_id)
+    ctx.state = S.WHERE
+    choices = [(f"unit:{u.id}", ctx.t("repair.my_unit", unit=u.label)) for u in units]
+    ctx.say("repair.where", choices + [("public", "repair.public_area")])
+
+
+async def _ask_photos(ctx: Ctx) -> None:
+    ctx.state = S.PHOTOS
+    ctx.say("repair.photos", [DONE])
+
+
+async def _ask_visit_time(ctx: Ctx) -> None:
+    ctx.state = S.VISIT_TIME
+    ctx.say("repair.visit_time", [(f"vt:{v}", f"visit.{v}") for v in VISIT_TIMES])
+
+
+async def _ask_phone(ctx: Ctx) -> None:
+    ctx.state = S.PHONE
+    phone = await ctx.desk.person_phone(ctx.person_id)
+    ctx.data["known_phone"] = phone
+    if phone:
+        ctx.say("repair.phone_known", [("use_known", ctx.t("repair.use_phone", phone=mask_phone(phone)))])
+    else:
+        ctx.say("repair.phone")
+
+
+async def summary(ctx: Ctx) -> None:
+    d = ctx.data
+    ctx.state = S.SUMMARY
+    ctx.say("repair.summary", [("submit", "common.submit"), ("cancel", "common.cancel")],
+            kind=ctx.label("kind", d["kind"]), category=ctx.label("category", d["category"]),
+            urgency=ctx.label("urgency", d["urgency"]), description=d["description"],
+            location=d.get("location_label") or d.get("location_text") or "-",
+            photos=len(d.get("photos", [])), visit=d.get("visit_label", "-"), phone=mask_phone(d.get("phone", "")))
+
+
+async def submit(ctx: Ctx) -> None:
+    d = ctx.data
+    ticket = await ctx.desk.create_ticket(ctx.person_id, ctx.channel, NewTicket(
+        kind=d["kind"], category=d["category"], urgency=d["urgency"], description=d["description"],
+        subject=d.get("subject", ""), reasons=d.get("reasons", []), estate_id=d.get("estate_id"),
+        unit_id=d.get("unit_id"), location_text=d.get("location_text", ""), photos=d.get("photos", []),
+        preferred_time=d.get("visit_label", ""), contact_phone=d.get("phone", ""),
+        anonymous=d.get("anonymous", False)))
+    ctx.say("ticket.created", number=ticket.number, promise=promise_text(ctx, ticket.urgency))
+    ctx.finish()
+
+
+async def step(ctx: Ctx, msg: Inbound) -> None:
+    d, choice, state = ctx.data, choice_of(msg), ctx.state
+    text = clean_text(msg.text) if msg.kind == "text" else ""
+
+    if state == S.DESCRIBE:
+        if msg.kind == "photo":
+            d.setdefault("photos", []).append(msg.photo_ref)
+            ctx.say("repair.photo_then_text")
+        elif text:
+            await described(ctx, text)
+        else:
+            ctx.say("repair.describe")
+    elif state == S.CONFIRM_CLASS:
+        if choice == "ok":
+            await _ask_where(ctx)
+        elif choice == "cat":
+            ctx.state = S.PICK_CATEGORY
+            ctx.say("repair.pick_category", category_choices(REPAIR_CATEGORIES))
+        elif choice == "urg":
+            ctx.state = S.PICK_URGENCY
+            ctx.say("repair.pick_urgency", urgency_choices())
+        else:
+            ctx.say("common.pick_one")
+    elif state == S.PICK_CATEGORY:
+        if choice.startswith("cat:"):
+            d["category"] = choice[4:]
+            d.setdefault("reasons", []).append("owner:category")
+            await _ask_where(ctx)
+        else:
+            ctx.say("common.pick_one")
+    elif state == S.PICK_URGENCY:
+        if choice.startswith("urg:"):
+            d["urgency"] = choice[4:]
+            d.setdefault("reasons", []).append("owner:urgency")
+            if d["urgency"] == "emergency":
+                await create_emergency(ctx)
+            else:
+                await _ask_where(ctx)
+        else:
+            ctx.say("common.pick_one")
+    elif state == S.WHERE:
+        if choice.startswith("unit:"):
+            unit_id = int(choice[5:])
+            unit = next((u for u in await ctx.desk.bound_units(ctx.person_id) if u.id == unit_id), None)
+            if unit is None:
+                ctx.say("common.pick_one")
+                return
+            d.update(unit_id=unit.id, estate_id=unit.estate_id, location_label=unit.label)
+            await _ask_photos(ctx)
+        elif choice == "public":
+            if not await pick_estate_if_needed(ctx, S.PUBLIC_PLACE):
+                ctx.state = S.PUBLIC_PLACE
+                ctx.say("repair.public_place")
+        elif msg.kind == "location":
+            d["location_text"] = f"{msg.text or ''} ({msg.latitude:.5f},{msg.longitude:.5f})".strip()
+            if not await pick_estate_if_needed(ctx, S.PHOTOS):
+                await _ask_photos(ctx)
+        elif text:
+            d["location_text"] = text[:300]
+            if not await pick_estate_if_needed(ctx, S.PHOTOS):
+                await _ask_photos(ctx)
+        else:
+            ctx.say("common.pick_one")
+    elif state == S.ESTATE:
+        if take_estate(ctx, msg):
+            if ctx.state == S.PUBLIC_PLACE:
+                ctx.say("repair.public_place")
+            else:
+                await _ask_photos(ctx)
+        else:
+            ctx.say("common.pick_one")
+    elif state == S.PUBLIC_PLACE:
+        if text or msg.kind == "location":
+            loc = text or f"({msg.latitude:.5f},{msg.longitude:.5f})"
+            d["location_text"] = loc[:300]
+            await _ask_photos(ctx)
+        else:
+            ctx.say("repair.public_place")
+    elif state == S.PHOTOS:
+        if msg.kind == "photo":
+            d.setdefault("photos", []).append(msg.photo_ref)
+            ctx.say("repair.photo_received", [DONE], n=len(d["photos"]))
+        elif choice in ("done", "skip") or text:
+            if text and choice == "":
+                d["description"] = f"{d['description']}\n{text}"
+            await _ask_visit_time(ctx)
+        else:
+            ctx.say("repair.photos", [DONE])
+    elif state == S.VISIT_TIME:
+        if choice.startswith("vt:"):
+            d["visit_label"] = ctx.t(f"visit.{choice[3:]}")
+        elif text:
+            d["visit_label"] = text[:100]
+        else:
+            ctx.say("common.pick_one")
+            return
+        await _ask_phone(ctx)
+    elif state == S.PHONE:
+        if choice == "use_known" and d.get("known_phone"):
+            d["phone"] = d["known_phone"]
+        elif text and parse_phone(text):
+            d["phone"] = parse_phone(text)
+        else:
+            ctx.say("repair.phone_invalid")
+            return
+        await summary(ctx)
+    elif state == S.SUMMARY:
+        if choice == "submit":
+            await submit(ctx)
+        elif choice == "cancel":
+            ctx.say("common.cancelled")
+            ctx.finish()
+        else:
+            ctx.say("common.pick_one")
+    elif state == S.EMERGENCY_WHERE:
+        if choice == "skip":
+            await _emergency_phone(ctx)
+        elif text or msg.kind == "location":
+            loc = text or f"({msg.latitude:.5f},{msg.longitude:.5f})"
+            await ctx.desk.update_ticket(ctx.person_id, d["number"], location_text=loc[:300])
+            ctx.say("repair.emergency_noted")
+            await _emergency_phone(ctx)
+        elif msg.kind == "photo":
+            await ctx.desk.add_info(ctx.person_id, d["number"], photo=msg.photo_ref)
+            ctx.say("repair.emergency_noted")
+        else:
+            ctx.say("repair.emergency_where", [SKIP])
+    elif state == S.EMERGENCY_PHONE:
+        if choice == "skip":
+            ctx.say("repair.emergency_done", number=d["number"])
+            ctx.finish()
+        elif text and parse_phone(text):
+            await ctx.desk.update_ticket(ctx.person_id, d["number"], contact_phone=parse_phone(text))
+            ctx.say("repair.emergency_done", number=d["number"])
+            ctx.finish()
+        else:
+            ctx.say("repair.phone_invalid", [SKIP])

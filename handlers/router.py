@@ -1,0 +1,89 @@
+"""One entry point for every inbound message: global commands first, then the current flow's step."""
+from __future__ import annotations
+
+from . import bind, complaint, fees, menu, repair, tickets
+from .common import choice_of, clean_text, show_menu
+from .context import Ctx
+from .i18n import LANGS
+from .messages import Inbound
+
+# The flows, wired in one visible place.
+FLOWS = {"menu": menu, "repair": repair, "complaint": complaint, "fees": fees, "tickets": tickets, "bind": bind}
+
+COMMANDS = {"repair": "repair", "complain": "complaint", "complaint": "complaint", "fees": "fees",
+            "mytickets": "tickets", "tickets": "tickets", "bind": "bind"}
+CANCEL_WORDS = {"取消", "退出", "cancel", "/cancel", "quit"}
+MENU_WORDS = {"菜单", "menu", "主菜单", "帮助", "help", "你好", "hi", "hello"}
+LANG_WORDS = {"english": "en", "英文": "en", "中文": "zh", "chinese": "zh", "简体中文": "zh"}
+
+
+def _typed_choice(ctx: Ctx, msg: Inbound) -> Inbound:
+    """A digit or an option's words typed in answer to the last choices (WeChat, or a typing web user)."""
+    offered = ctx.data.get("_offered") or []
+    if msg.kind != "text" or not offered:
+        return msg
+    text = clean_text(msg.text).lower()
+    if text.isdigit() and 1 <= int(text) <= len(offered):
+        return Inbound(kind="choice", choice=offered[int(text) - 1][0], text=msg.text)
+    for cid, lbl in offered:
+        if text and text in (lbl.lower(), cid.lower()):
+            return Inbound(kind="choice", choice=cid, text=msg.text)
+    return msg
+
+
+async def handle(ctx: Ctx, msg: Inbound) -> None:
+    """Run one message through propdesk's flows; replies and the next state end up on ctx."""
+    if msg.kind == "unsupported":
+        ctx.say("common.unsupported", kind=msg.raw_type or "?")
+        _remember_choices(ctx, keep=True)
+        return
+    if msg.kind == "text" and len(msg.text) > ctx.settings.max_text_length:
+        ctx.say("common.too_long", limit=ctx.settings.max_text_length)
+        _remember_choices(ctx, keep=True)
+        return
+    msg = _typed_choice(ctx, msg)
+    word = clean_text(msg.text).lower() if msg.kind == "text" else ""
+    command = msg.command if msg.kind == "command" else ""
+
+    if command == "cancel" or word in CANCEL_WORDS or choice_of(msg) == "cancel" and ctx.flow == "menu":
+        was_busy = ctx.flow != "menu"
+        show_menu(ctx, "common.cancelled" if was_busy else "menu.prompt")
+    elif command == "lang" or choice_of(msg) == "lang":
+        ctx.lang = "en" if ctx.lang == "zh" else "zh"
+        await ctx.desk.set_language(ctx.person_id, ctx.lang)
+        show_menu(ctx, "menu.lang_switched")
+    elif word in LANG_WORDS and LANG_WORDS[word] in LANGS:
+        ctx.lang = LANG_WORDS[word]
+        await ctx.desk.set_language(ctx.person_id, ctx.lang)
+        show_menu(ctx, "menu.lang_switched")
+    elif command == "start" and msg.args:
+        await _deep_link(ctx, msg.args)
+    elif command in ("start", "help", "menu") or word in MENU_WORDS:
+        show_menu(ctx, "menu.welcome" if command == "start" else "menu.prompt")
+    elif command in COMMANDS:
+        await menu.STARTERS[COMMANDS[command]](ctx)
+    elif command:
+        ctx.say("common.unknown_command", command=command)
+        show_menu(ctx)
+    else:
+        flow = FLOWS.get(ctx.flow, menu)
+        await flow.step(ctx, msg)
+    _remember_choices(ctx)
+
+
+async def _deep_link(ctx: Ctx, payload: str) -> None:
+    """A QR code in a public place (e.g. 'place-A-L3' printed in lift 3-A) starts a repair right there."""
+    estate_id, place = await ctx.desk.estate_of_place(payload)
+    if not place:
+        show_menu(ctx, "menu.welcome")
+        return
+    await repair.start(ctx, location=place, estate_id=estate_id)
+
+
+def _remember_choices(ctx: Ctx, keep: bool = False) -> None:
+    """Keep the last offered choices so a typed digit or label can answer them."""
+    last = next((r for r in reversed(ctx.replies) if r.choices), None)
+    if last is not None:
+        ctx.data["_offered"] = [(c.id, c.label) for c in last.choices]
+    elif not keep:
+        ctx.data.pop("_offered", None)

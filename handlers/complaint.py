@@ -5,7 +5,7 @@ from enum import StrEnum
 
 from . import repair
 from .common import (COMPLAINT_CATEGORIES, DONE, YES_NO, category_choices, choice_of, clean_text,
-                     pick_estate_if_needed, take_estate)
+                     pick_estate_if_needed, show_menu, take_estate)
 from .context import Ctx
 from .messages import Inbound
 
@@ -105,7 +105,6 @@ async def step(ctx: Ctx, msg: Inbound) -> None:
         if choice == "submit":
             await repair.submit(ctx)
         elif choice == "cancel":
-            ctx.say("common.cancelled")
-            ctx.finish()
+            show_menu(ctx, "common.cancelled")
         else:
             ctx.say("common.pick_one")

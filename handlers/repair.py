@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from .common import (DONE, SKIP, REPAIR_CATEGORIES, category_choices, choice_of, clean_text, mask_phone,
-                     parse_phone, pick_estate_if_needed, promise_text, take_estate, urgency_choices)
+from .common import (DONE, MENU, SKIP, REPAIR_CATEGORIES, category_choices, choice_of, clean_text, mask_phone,
+                     parse_phone, pick_estate_if_needed, promise_text, show_menu, take_estate, urgency_choices)
 from .context import Ctx
 from .messages import Inbound
 from .ports import NewTicket
@@ -100,8 +100,9 @@ def _known_advice() -> set[str]:
 
 async def _emergency_phone(ctx: Ctx) -> None:
     if ctx.data.get("phone_known"):
-        ctx.say("repair.emergency_done", number=ctx.data["number"])
+        number = ctx.data["number"]
         ctx.finish()
+        ctx.say("repair.emergency_done", MENU, number=number)
         return
     ctx.goto(FLOW, S.EMERGENCY_PHONE)
     ctx.say("repair.emergency_phone", [SKIP])
@@ -156,8 +157,8 @@ async def submit(ctx: Ctx) -> None:
         unit_id=d.get("unit_id"), location_text=d.get("location_text", ""), photos=d.get("photos", []),
         preferred_time=d.get("visit_label", ""), contact_phone=d.get("phone", ""),
         anonymous=d.get("anonymous", False)))
-    ctx.say("ticket.created", number=ticket.number, promise=promise_text(ctx, ticket.urgency))
     ctx.finish()
+    ctx.say("ticket.created", MENU, number=ticket.number, promise=promise_text(ctx, ticket.urgency))
 
 
 async def step(ctx: Ctx, msg: Inbound) -> None:
@@ -270,8 +271,7 @@ async def step(ctx: Ctx, msg: Inbound) -> None:
         if choice == "submit":
             await submit(ctx)
         elif choice == "cancel":
-            ctx.say("common.cancelled")
-            ctx.finish()
+            show_menu(ctx, "common.cancelled")
         else:
             ctx.say("common.pick_one")
     elif state == S.EMERGENCY_WHERE:
@@ -288,12 +288,10 @@ async def step(ctx: Ctx, msg: Inbound) -> None:
         else:
             ctx.say("repair.emergency_where", [SKIP])
     elif state == S.EMERGENCY_PHONE:
-        if choice == "skip":
-            ctx.say("repair.emergency_done", number=d["number"])
+        if choice == "skip" or (text and parse_phone(text)):
+            if text:
+                await ctx.desk.update_ticket(ctx.person_id, d["number"], contact_phone=parse_phone(text))
             ctx.finish()
-        elif text and parse_phone(text):
-            await ctx.desk.update_ticket(ctx.person_id, d["number"], contact_phone=parse_phone(text))
-            ctx.say("repair.emergency_done", number=d["number"])
-            ctx.finish()
+            ctx.say("repair.emergency_done", MENU, number=d["number"])
         else:
             ctx.say("repair.phone_invalid", [SKIP])

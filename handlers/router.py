@@ -33,13 +33,13 @@ def _typed_choice(ctx: Ctx, msg: Inbound) -> Inbound:
 
 async def handle(ctx: Ctx, msg: Inbound) -> None:
     """Run one message through propdesk's flows; replies and the next state end up on ctx."""
+    # Bad input gets a clear answer, the same options again, and the flow stays where it was.
+    again = [tuple(c) for c in ctx.data.get("_offered") or []]
     if msg.kind == "unsupported":
-        ctx.say("common.unsupported", kind=msg.raw_type or "?")
-        _remember_choices(ctx, keep=True)
+        ctx.say("common.unsupported", again, kind=msg.raw_type or "?")
         return
     if msg.kind == "text" and len(msg.text) > ctx.settings.max_text_length:
-        ctx.say("common.too_long", limit=ctx.settings.max_text_length)
-        _remember_choices(ctx, keep=True)
+        ctx.say("common.too_long", again, limit=ctx.settings.max_text_length)
         return
     msg = _typed_choice(ctx, msg)
     word = clean_text(msg.text).lower() if msg.kind == "text" else ""
@@ -56,6 +56,8 @@ async def handle(ctx: Ctx, msg: Inbound) -> None:
         ctx.lang = LANG_WORDS[word]
         await ctx.desk.set_language(ctx.person_id, ctx.lang)
         show_menu(ctx, "menu.lang_switched")
+    elif choice_of(msg).startswith("rate:"):
+        await tickets.start_rating(ctx, choice_of(msg)[5:])
     elif command == "start" and msg.args:
         await _deep_link(ctx, msg.args)
     elif command in ("start", "help", "menu") or word in MENU_WORDS:
@@ -80,10 +82,10 @@ async def _deep_link(ctx: Ctx, payload: str) -> None:
     await repair.start(ctx, location=place, estate_id=estate_id)
 
 
-def _remember_choices(ctx: Ctx, keep: bool = False) -> None:
+def _remember_choices(ctx: Ctx) -> None:
     """Keep the last offered choices so a typed digit or label can answer them."""
     last = next((r for r in reversed(ctx.replies) if r.choices), None)
     if last is not None:
         ctx.data["_offered"] = [(c.id, c.label) for c in last.choices]
-    elif not keep:
+    else:
         ctx.data.pop("_offered", None)

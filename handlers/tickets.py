@@ -12,6 +12,9 @@ FLOW = "tickets"
 OPEN = {"new", "assigned", "in_progress", "on_hold", "rejected", "reopened"}
 
 
+STARS = [(f"star:{i}", "★" * i) for i in range(5, 0, -1)]
+
+
 class S(StrEnum):
     LIST = "list"
     DETAIL = "detail"
@@ -61,6 +64,18 @@ async def show(ctx: Ctx, number: str) -> None:
             timeline=timeline)
 
 
+async def start_rating(ctx: Ctx, number: str) -> None:
+    """The return visit (回访): the owner tapped "rate it" under a resolved-ticket notice."""
+    tk = await ctx.desk.ticket(ctx.person_id, number)
+    if tk is None or tk.status not in ("resolved", "closed") or tk.rating is not None:
+        ctx.say("tickets.cannot_rate", number=number)
+        show_menu(ctx, "menu.more")
+        return
+    ctx.goto(FLOW, S.RATE)
+    ctx.data = {"number": tk.number}
+    ctx.say("tickets.rate_prompt", STARS)
+
+
 async def step(ctx: Ctx, msg: Inbound) -> None:
     choice = choice_of(msg)
     text = clean_text(msg.text) if msg.kind == "text" else ""
@@ -87,7 +102,7 @@ async def step(ctx: Ctx, msg: Inbound) -> None:
             ctx.say("tickets.cancel_confirm", YES_NO, number=number)
         elif choice == "rate":
             ctx.state = S.RATE
-            ctx.say("tickets.rate_prompt", [(f"star:{i}", "★" * i) for i in range(5, 0, -1)])
+            ctx.say("tickets.rate_prompt", STARS)
         elif choice == "list":
             await start(ctx)
         else:
@@ -118,7 +133,7 @@ async def step(ctx: Ctx, msg: Inbound) -> None:
         elif text.isdigit() and 1 <= int(text) <= 5:
             ctx.data["stars"] = int(text)
         else:
-            ctx.say("tickets.rate_prompt", [(f"star:{i}", "★" * i) for i in range(5, 0, -1)])
+            ctx.say("tickets.rate_prompt", STARS)
             return
         ctx.state = S.RATE_COMMENT
         ctx.say("tickets.rate_comment", [SKIP])

@@ -1,0 +1,226 @@
+"""The service desk over the database: what the flows ask for (handlers.ports.Desk), scoped to one person."""
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from handlers.ports import BillView, EstateView, NewTicket, PaymentView, TicketView, UnitView
+from models import (Action, Attachment, Binding, Bill, Building, Estate, Payment, Person, Residency, Ticket,
+                    TransitionError, Unit)
+
+from .classifier import Classifier
+from .clock import Clock
+from .places import find_place
+from .tickets import CLAIM_MINUTES, TicketService
+
+OPEN = ("new", "assigned", "in_progress", "on_hold", "rejected", "reopened")
+
+
+def owner(person_id: int) -> str:
+    return f"owner:{person_id}"
+
+
+class DbDesk:
+    def __init__(self, session: AsyncSession, classifier: Classifier, clock: Clock, hurry_cooldown_minutes: int = 30):
+        self.s = session
+        self.classifier = classifier
+        self.clock = clock
+        self.tickets = TicketService(session, clock)
+        self.hurry_cooldown = timedelta(minutes=hurry_cooldown_minutes)
+
+    def classify(self, text: str) -> dict:
+        return self.classifier.classify(text).as_dict()
+
+    async def estates(self) -> list[EstateView]:
+        rows = (await self.s.scalars(select(Estate).order_by(Estate.id))).all()
+        return [EstateView(e.id, e.name) for e in rows]
+
+    async def estate_of_place(self, place_code: str) -> tuple[int | None, str]:
+        place = find_place(place_code)
+        if place is None:
+            return None, ""
+        estate = await self.s.scalar(select(Estate).where(Estate.code == place["estate"]))
+        return (estate.id if estate else None), place["name"]
+
+    async def bound_units(self, person_id: int) -> list[UnitView]:
+        rows = (await self.s.scalars(
+            select(Unit).join(Binding, Binding.unit_id == Unit.id)
+            .where(Binding.person_id == person_id, Binding.status == "active")
+            .options(selectinload(Unit.building).selectinload(Building.estate)).order_by(Unit.id))).unique().all()
+        return [UnitView(u.id, u.label, u.building.estate_id, u.building.estate.name) for u in rows]
+
+    async def pending_bindings(self, person_id: int) -> list[str]:
+        rows = (await self.s.scalars(select(Binding).where(Binding.person_id == person_id,
+                                                            Binding.status == "pending"))).all()
+        return [str(b.unit_id) for b in rows]
+
+    async def find_unit(self, estate_id: int | None, label: str) -> Unit | None:
+        building, entrance, room = label.split("-")
+        q = (select(Unit).join(Building).where(Building.name == building, Unit.entrance == entrance,
+                                               Unit.room == room)
+             .options(selectinload(Unit.building).selectinload(Building.estate)))
+        if estate_id:
+            q = q.where(Building.estate_id == estate_id)
+        return (await self.s.scalars(q)).first()
+
+    async def bind_unit(self, person_id: int, estate_id: int | None, unit_label: str, phone: str) -> str:
+        """'active' when the unit's roster has this phone, 'pending' for staff to decide, 'unknown_unit'."""
+        unit = await self.find_unit(estate_id, unit_label)
+        person = await self.s.get(Person, person_id)
+        if person and not person.phone:
+            person.phone = phone
+        if unit is None:
+            return "unknown_unit"
+        existing = await self.s.scalar(select(Binding).where(Binding.person_id == person_id,
+                                                              Binding.unit_id == unit.id))
+        if existing and existing.status == "active":
+            return "already"
+        on_roster = await self.s.scalar(
+            select(Residency).join(Person, Person.id == Residency.person_id)
+            .where(Residency.unit_id == unit.id, Person.phone == phone))
+        status = "active" if on_roster else "pending"
+        if existing:
+            existing.status, existing.phone = status, phone
+        else:
+            self.s.add(Binding(person_id=person_id, unit_id=unit.id, status=status, phone=phone,
+                               created_at=self.clock.now(), decided_at=self.clock.now() if on_roster else None))
+        await self.s.flush()
+        return status
+
+    async def person_phone(self, person_id: int) -> str:
+        person = await self.s.get(Person, person_id)
+        return (person.phone or "") if person else ""
+
+    async def set_language(self, person_id: int, lang: str) -> None:
+        person = await self.s.get(Person, person_id)
+        if person:
+            person.lang = lang
+
+    async def create_ticket(self, person_id: int, channel: str, ticket: NewTicket) -> TicketView:
+        fields = dict(subject=ticket.subject[:200], estate_id=ticket.estate_id, unit_id=ticket.unit_id,
+                      location_text=ticket.location_text[:300], preferred_time=ticket.preferred_time[:100],
+                      contact_phone=ticket.contact_phone, anonymous=ticket.anonymous,
+                      classifier_reasons=ticket.reasons, photos=ticket.photos)
+        row = await self.tickets.create(kind=ticket.kind, category=ticket.category, urgency=ticket.urgency,
+                                        description=ticket.description, channel=channel, reporter_id=person_id,
+                                        actor=owner(person_id), **fields)
+        return await self._view(row)
+
+    async def _mine(self, person_id: int, number: str) -> Ticket | None:
+        """The ticket if this person reported it or is bound to its unit; None otherwise (privacy)."""
+        units = [u.id for u in await self.bound_units(person_id)]
+        cond = Ticket.reporter_id == person_id
+        if units:
+            cond = or_(cond, Ticket.unit_id.in_(units))
+        return await self.s.scalar(select(Ticket).where(Ticket.number == number.strip().upper(), cond)
+                                   .options(selectinload(Ticket.events)))
+
+    async def _view(self, tk: Ticket, with_timeline: bool = False) -> TicketView:
+        location = tk.location_text
+        if tk.unit_id:
+            unit = await self.s.scalar(select(Unit).where(Unit.id == tk.unit_id)
+                                       .options(selectinload(Unit.building)))
+            location = unit.label + (f" {location}" if location else "")
+        timeline = []
+        if with_timeline:
+            timeline = [(e.at, e.action, e.note if e.action in ("reject", "hold", "comment", "resolve", "reopen")
+                         else "") for e in tk.events]
+        return TicketView(tk.id, tk.number, tk.kind, tk.category, tk.urgency, tk.status, tk.description, location,
+                          tk.created_at, tk.rating, timeline, CLAIM_MINUTES.get(tk.urgency, 240))
+
+    async def update_ticket(self, person_id: int, number: str, **fields) -> TicketView | None:
+        tk = await self._mine(person_id, number)
+        if tk is None:
+            return None
+        allowed = {k: v for k, v in fields.items() if k in ("location_text", "contact_phone", "estate_id")}
+        for key, value in allowed.items():
+            setattr(tk, key, value)
+        await self.tickets.event(tk, owner(person_id), "update", ", ".join(f"{k}={v}" for k, v in allowed.items()))
+        return await self._view(tk)
+
+    async def my_tickets(self, person_id: int) -> list[TicketView]:
+        units = [u.id for u in await self.bound_units(person_id)]
+        cond = Ticket.reporter_id == person_id
+        if units:
+            cond = or_(cond, Ticket.unit_id.in_(units))
+        rows = (await self.s.scalars(select(Ticket).where(cond).order_by(Ticket.id.desc()).limit(30))).all()
+        rows = sorted(rows, key=lambda tk: (tk.status not in OPEN, -tk.id))[:10]
+        return [await self._view(tk) for tk in rows]
+
+    async def ticket(self, person_id: int, number: str) -> TicketView | None:
+        tk = await self._mine(person_id, number)
+        return await self._view(tk, with_timeline=True) if tk else None
+
+    async def add_info(self, person_id: int, number: str, text: str = "", photo: str = "") -> bool:
+        tk = await self._mine(person_id, number)
+        if tk is None:
+            return False
+        if photo:
+            self.s.add(Attachment(ticket_id=tk.id, channel=tk.channel, ref=photo, added_by=owner(person_id),
+                                  created_at=self.clock.now()))
+        await self.tickets.event(tk, owner(person_id), "info", text or "[photo]")
+        return True
+
+    async def cancel_ticket(self, person_id: int, number: str) -> bool:
+        tk = await self._mine(person_id, number)
+        if tk is None or tk.reporter_id != person_id:
+            return False
+        try:
+            await self.tickets.transition(tk, Action.CANCEL, owner(person_id), "owner cancelled")
+        except TransitionError:
+            return False
+        return True
+
+    async def hurry_ticket(self, person_id: int, number: str) -> tuple[bool, int]:
+        """Record a hurry (催单) unless one was made within the cooldown; (done, minutes to wait)."""
+        tk = await self._mine(person_id, number)
+        if tk is None or tk.status not in OPEN:
+            return False, 0
+        now = self.clock.now()
+        if tk.last_hurry_at and now - tk.last_hurry_at < self.hurry_cooldown:
+            wait = self.hurry_cooldown - (now - tk.last_hurry_at)
+            return False, max(1, int(wait.total_seconds() // 60) + 1)
+        tk.last_hurry_at = now
+        tk.hurry_count += 1
+        await self.tickets.event(tk, owner(person_id), "hurry", f"#{tk.hurry_count}")
+        return True, 0
+
+    async def rate_ticket(self, person_id: int, number: str, stars: int, comment: str) -> bool:
+        tk = await self._mine(person_id, number)
+        if tk is None or tk.status not in ("resolved", "closed") or tk.rating is not None or not 1 <= stars <= 5:
+            return False
+        tk.rating, tk.rating_comment = stars, comment
+        await self.tickets.event(tk, owner(person_id), "rate", f"{stars}★ {comment}".strip())
+        if tk.status == "resolved":
+            if stars <= 2:
+                await self.tickets.transition(tk, Action.REOPEN, owner(person_id), f"rating {stars}: {comment}",
+                                              notify_owner=False)
+            else:
+                await self.tickets.transition(tk, Action.CLOSE, owner(person_id), "confirmed by owner",
+                                              notify_owner=False)
+        return True
+
+    async def bills(self, person_id: int) -> tuple[list[BillView], list[PaymentView]]:
+        """Only the units this person is bound to: never anyone else's bills."""
+        units = {u.id: u.label for u in await self.bound_units(person_id)}
+        if not units:
+            return [], []
+        today = self.clock.local().date()
+        rows = (await self.s.scalars(select(Bill).where(Bill.unit_id.in_(units))
+                                     .order_by(Bill.due_date, Bill.id))).all()
+        bills = [BillView(units[b.unit_id], b.period, b.item, _money(b.amount_due), _money(b.outstanding),
+                          b.due_date, b.due_date < today) for b in rows if b.outstanding > 0]
+        since = self.clock.now() - timedelta(days=365)
+        pays = (await self.s.execute(select(Payment, Bill).join(Bill, Payment.bill_id == Bill.id)
+                                     .where(Bill.unit_id.in_(units), Payment.paid_at >= since)
+                                     .order_by(Payment.paid_at.desc()))).all()
+        payments = [PaymentView(units[b.unit_id], b.item, b.period, _money(p.amount), p.paid_at) for p, b in pays]
+        return bills, payments
+
+
+def _money(value: Decimal) -> str:
+    return f"{Decimal(value):.2f}"

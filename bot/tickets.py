@@ -1,0 +1,125 @@
+"""Ticket service: numbering, creation, lifecycle transitions with an audit trail, owner notifications."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.i18n import label, t
+from models import (Action, Attachment, Identity, OutboxMessage, Person, Staff, Ticket, TicketCounter,
+                    TicketEvent, next_status)
+from models.lifecycle import NEEDS_REASON
+from models.ticket import PREFIX
+
+from .clock import Clock
+
+# How long until the ticket must be claimed / resolved, per urgency (minutes). The SLA issue refines these.
+CLAIM_MINUTES = {"emergency": 5, "high": 30, "normal": 240, "low": 1440}
+RESOLVE_MINUTES = {"emergency": 240, "high": 1440, "normal": 4320, "low": 10080}
+
+
+async def next_number(session: AsyncSession, kind: str, clock: Clock) -> str:
+    """BX-20261125-0007: one atomic upsert per number, so two workers never hand out the same one."""
+    prefix = PREFIX[kind]
+    day = clock.local().date()
+    dialect = session.bind.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(TicketCounter).values(prefix=prefix, day=day, last=1)
+    stmt = stmt.on_conflict_do_update(index_elements=["prefix", "day"],
+                                      set_={"last": TicketCounter.last + 1}).returning(TicketCounter.last)
+    seq = (await session.execute(stmt)).scalar_one()
+    return f"{prefix}-{day:%Y%m%d}-{seq:04d}"
+
+
+class TicketService:
+    def __init__(self, session: AsyncSession, clock: Clock):
+        self.s = session
+        self.clock = clock
+
+    async def create(self, *, kind: str, category: str, urgency: str, description: str, channel: str,
+                     reporter_id: int | None, actor: str, **fields) -> Ticket:
+        now = self.clock.now()
+        photos = fields.pop("photos", [])
+        ticket = Ticket(number=await next_number(self.s, kind, self.clock), kind=kind, category=category,
+                        urgency=urgency, description=description, channel=channel, reporter_id=reporter_id,
+                        created_at=now, updated_at=now,
+                        claim_due_at=now + timedelta(minutes=CLAIM_MINUTES.get(urgency, 240)),
+                        resolve_due_at=now + timedelta(minutes=RESOLVE_MINUTES.get(urgency, 4320)), **fields)
+        self.s.add(ticket)
+        await self.s.flush()
+        for ref in photos:
+            self.s.add(Attachment(ticket_id=ticket.id, channel=channel, ref=ref, added_by=actor, created_at=now))
+        self.s.add(TicketEvent(ticket_id=ticket.id, at=now, actor=actor, action="create", to_status=ticket.status,
+                               note=f"{urgency}/{category}"))
+        await self.s.flush()
+        return ticket
+
+    async def event(self, ticket: Ticket, actor: str, action: str, note: str = "") -> None:
+        """An event that does not change the status: a comment, more info, a hurry, a rating."""
+        self.s.add(TicketEvent(ticket_id=ticket.id, at=self.clock.now(), actor=actor, action=action,
+                               from_status=ticket.status, to_status=ticket.status, note=note))
+        ticket.updated_at = self.clock.now()
+        await self.s.flush()
+
+    async def transition(self, ticket: Ticket, action: Action | str, actor: str, note: str = "",
+                         assignee_id: int | None = None, notify_owner: bool = True) -> Ticket:
+        """Apply `action` per the transition table, write the event and queue the owner's update."""
+        action = Action(action)
+        if action in NEEDS_REASON and not note.strip():
+            raise ValueError(f"{action} needs a reason")
+        old = ticket.status
+        new = next_status(old, action)
+        now = self.clock.now()
+        ticket.status = new
+        ticket.updated_at = now
+        if action in (Action.CLAIM, Action.REASSIGN):
+            ticket.assignee_id = assignee_id
+            ticket.claimed_at = now
+        elif action == Action.START:
+            ticket.started_at = now
+        elif action == Action.RESOLVE:
+            ticket.resolved_at = now
+        elif action in (Action.CLOSE, Action.CANCEL):
+            ticket.closed_at = now
+        elif action == Action.REJECT:
+            ticket.reject_reason = note[:300]
+            ticket.assignee_id = None
+        elif action == Action.REOPEN:
+            ticket.resolved_at = None
+            ticket.claim_due_at = now + timedelta(minutes=CLAIM_MINUTES.get(ticket.urgency, 240))
+            ticket.resolve_due_at = now + timedelta(minutes=RESOLVE_MINUTES.get(ticket.urgency, 4320))
+        self.s.add(TicketEvent(ticket_id=ticket.id, at=now, actor=actor, action=action, from_status=old,
+                               to_status=new, note=note))
+        await self.s.flush()
+        if notify_owner and action != Action.CANCEL:
+            await self.notify_owner(ticket, f"notify.{action}", note=note,
+                                    choices=[("rate:" + ticket.number, "notify.rate_choice")]
+                                    if action == Action.RESOLVE else None)
+        return ticket
+
+    async def staff_name(self, staff_id: int | None) -> str:
+        if staff_id is None:
+            return ""
+        staff = await self.s.get(Staff, staff_id)
+        person = await self.s.get(Person, staff.person_id) if staff else None
+        return person.name if person else ""
+
+    async def notify_owner(self, ticket: Ticket, key: str, note: str = "",
+                           choices: list[tuple[str, str]] | None = None) -> int:
+        """Queue a message to every active chat identity of the reporter, in their language."""
+        if ticket.reporter_id is None:
+            return 0
+        reporter = await self.s.get(Person, ticket.reporter_id)
+        identities = (await self.s.scalars(select(Identity).where(
+            Identity.person_id == ticket.reporter_id, Identity.active.is_(True)))).all()
+        staff = await self.staff_name(ticket.assignee_id)
+        lang = (reporter.lang if reporter else None) or "zh"
+        text = t(lang, key, number=ticket.number, note=note, staff=staff or label(lang, "status", "assigned"))
+        payload = {"text": text, "choices": [{"id": cid, "label": t(lang, lbl)} for cid, lbl in (choices or [])]}
+        for ident in identities:
+            self.s.add(OutboxMessage(channel=ident.channel, chat_id=ident.chat_id, payload=payload,
+                                     ticket_id=ticket.id, created_at=self.clock.now()))
+        await self.s.flush()
+        return len(identities)

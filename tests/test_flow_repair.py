@@ -1,0 +1,173 @@
+"""Repair flow transcripts: every step, corrections, emergency path, bad input."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from models import Attachment, Ticket, TicketEvent
+
+
+async def bind(c, unit="3-2-1502", phone="13800000001"):
+    await c.send("/bind")
+    await c.choose_like("estate:")
+    await c.send(unit)
+    return await c.send(phone)
+
+
+async def tickets(engine):
+    async with engine.sm() as s:
+        return (await s.scalars(select(Ticket).order_by(Ticket.id))).all()
+
+
+async def test_full_repair_for_bound_owner(chat, desk_engine):
+    c = chat()
+    assert "绑定成功" in await bind(c)
+    out = await c.send("厨房水龙头一直滴水，拧紧了也滴")
+    assert "水路" in out and "一般" in out and "keywords:water" in out
+    out = await c.choose("ok")
+    assert "在哪里" in out
+    unit_choice = next(cid for cid in c.choices if cid.startswith("unit:"))
+    out = await c.choose(unit_choice)
+    assert "照片" in out
+    out = await c.send(kind="photo", photo_ref="web:photo-1.jpg")
+    assert "第 1 张" in out
+    await c.choose("done")
+    out = await c.choose("vt:tomorrow_am")
+    assert "138****0001" in "".join(r.choices[0].label for r in c.last if r.choices)
+    out = await c.choose("use_known")
+    assert "请确认" in out and "明天上午" in out and "3-2-1502" in out
+    out = await c.choose("submit")
+    assert "BX-20261125-0001" in out and "4 小时" in out
+    [tk] = await tickets(desk_engine)
+    assert (tk.kind, tk.category, tk.urgency, tk.status) == ("repair", "water", "normal", "new")
+    assert tk.contact_phone == "13800000001" and tk.preferred_time == "明天上午" and tk.unit_id
+    async with desk_engine.sm() as s:
+        assert [a.ref for a in (await s.scalars(select(Attachment))).all()] == ["web:photo-1.jpg"]
+        assert [e.action for e in (await s.scalars(select(TicketEvent))).all()] == ["create"]
+    # Back at the menu.
+    assert "repair" in c.choices
+
+
+async def test_owner_corrects_category_and_urgency(chat, desk_engine):
+    c = chat()
+    await c.send("/repair")
+    out = await c.send("阳台的灯不亮了")
+    assert "电路" in out
+    await c.choose("cat")
+    await c.choose("cat:public_facility")
+    # Not bound: the demo has two estates, so the public area asks which one.
+    await c.choose("public")
+    assert any(cid.startswith("estate:") for cid in c.choices)
+    await c.choose_like("estate:")
+    out = await c.send("2栋1单元8楼楼道")
+    assert "照片" in out
+    await c.choose("done")
+    await c.send("周六下午")
+    out = await c.send("123")
+    assert "格式不对" in out
+    await c.send("13912345678")
+    out = await c.choose("submit")
+    [tk] = await tickets(desk_engine)
+    assert tk.category == "public_facility" and "owner:category" in tk.classifier_reasons
+    assert tk.location_text == "2栋1单元8楼楼道" and tk.estate_id and tk.preferred_time == "周六下午"
+
+
+async def test_emergency_creates_ticket_before_any_question(chat, desk_engine):
+    c = chat()
+    out = await c.send("楼道里好大一股煤气味，闻着头都晕")
+    tks = await tickets(desk_engine)
+    assert len(tks) == 1 and tks[0].urgency == "emergency" and tks[0].category == "gas"
+    assert tks[0].number in out
+    assert "不要开关任何电器" in out and "400-800-1234" in out
+    # Remaining questions are optional: skip both.
+    assert "skip" in c.choices
+    await c.choose("skip")
+    out = await c.choose("skip")
+    assert "注意安全" in out and "repair" in c.choices
+
+
+async def test_emergency_with_bound_unit_and_optional_answers(chat, desk_engine):
+    c = chat("u2", lang="en")
+    await bind(c, "1-1-101", "13800000002")
+    out = await c.send("HELP someone stuck in the lift at tower 1, alarm does nothing")
+    assert "Emergency ticket BX-" in out and "never force the doors" in out.lower()
+    [tk] = await tickets(desk_engine)
+    assert tk.unit_id is not None and tk.estate_id is not None and tk.contact_phone == "13800000002"
+
+
+async def test_emergency_location_added_afterwards(chat, desk_engine):
+    c = chat()
+    await c.send("卫生间水管爆了，水喷得到处都是")
+    out = await c.send("7栋1502")
+    assert "已补充" in out
+    await c.send("13700000000")
+    [tk] = await tickets(desk_engine)
+    assert tk.location_text == "7栋1502" and tk.contact_phone == "13700000000"
+
+
+async def test_owner_picks_emergency_urgency(chat, desk_engine):
+    c = chat()
+    await c.send("/repair")
+    await c.send("电梯门关不严，有点晃")
+    await c.choose("urg")
+    out = await c.choose("urg:emergency")
+    [tk] = await tickets(desk_engine)
+    assert tk.urgency == "emergency" and tk.number in out
+
+
+async def test_photo_first_then_text(chat, desk_engine):
+    c = chat()
+    await c.send("/repair")
+    out = await c.send(kind="photo", photo_ref="tg:file-1")
+    assert "文字" in out
+    out = await c.send("墙上有裂缝")
+    assert "房屋" in out
+
+
+async def test_cancel_anywhere_and_unsupported_input_keeps_state(chat, desk_engine):
+    c = chat()
+    await c.send("/repair")
+    await c.send("窗户合页松了")
+    out = await c.send(kind="unsupported", raw_type="sticker")
+    assert "无法处理" in out and "sticker" in out
+    out = await c.send("x" * 10000)
+    assert "太长" in out
+    out = await c.choose("ok")  # still where it was
+    assert "在哪里" in out
+    out = await c.send("取消")
+    assert "已取消" in out
+    assert await tickets(desk_engine) == []
+
+
+async def test_typed_digit_answers_choices(chat, desk_engine):
+    c = chat()
+    await c.send("/start")
+    out = await c.send("1")  # 1 = repair on the numbered menu
+    assert "描述" in out
+
+
+async def test_abandoned_flow_expires(chat, desk_engine, clock):
+    c = chat()
+    await c.send("/repair")
+    clock.advance(minutes=31)
+    out = await c.send("hello there")
+    assert "长时间没有回复" in out
+
+
+async def test_deep_link_starts_repair_at_place(chat, desk_engine):
+    c = chat()
+    out = await c.send("/start sg-lift-3a")
+    assert "3栋A梯" in out
+    await c.send("按钮不亮了")
+    await c.choose("ok")
+    await c.choose("done")  # location came from the QR code: straight to photos
+    await c.choose("vt:asap")
+    await c.send("13912345678")
+    await c.choose("submit")
+    [tk] = await tickets(desk_engine)
+    assert tk.location_text.startswith("阳光花园 3栋A梯") and tk.estate_id
+
+
+async def test_unknown_deep_link_just_welcomes(chat):
+    c = chat()
+    out = await c.send("/start ../../etc/passwd")
+    assert "欢迎" in out

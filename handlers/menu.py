@@ -1,6 +1,8 @@
 """Main menu: the five services, and free text classified into the right flow."""
 from __future__ import annotations
 
+import re
+
 from . import bind, complaint, fees, repair, tickets
 from .common import choice_of, clean_text, show_menu
 from .context import Ctx
@@ -27,10 +29,15 @@ async def from_free_text(ctx: Ctx, text: str) -> None:
         show_menu(ctx, "menu.prompt")
 
 
+TICKET_NUMBER = re.compile(r"^(BX|TS)-\d{8}-\d{4}$", re.I)
+
+
 async def step(ctx: Ctx, msg: Inbound) -> None:
     choice = choice_of(msg)
     if choice in STARTERS:
         await STARTERS[choice](ctx)
+    elif msg.kind == "text" and TICKET_NUMBER.match(clean_text(msg.text)):
+        await tickets.show(ctx, clean_text(msg.text).upper())
     elif msg.kind == "text" and clean_text(msg.text):
         await from_free_text(ctx, clean_text(msg.text))
     elif msg.kind == "photo":

@@ -21,11 +21,18 @@ PG_URL = os.environ.get("PROPDESK_TEST_DATABASE_URL")
 NO_PG = "PostgreSQL not configured: set PROPDESK_TEST_DATABASE_URL (CI does) to run this on PostgreSQL"
 
 
+def _run_in_thread(coro_fn) -> None:
+    """Session set-up may be reached from inside a running loop: give it a loop of its own."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coro_fn()).result()
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory) -> Path:
     """One migrated SQLite file; each test gets a copy (migrations are tested, but run once)."""
-    import asyncio
-
     path = tmp_path_factory.mktemp("tpl") / "template.db"
 
     async def build() -> None:
@@ -35,14 +42,12 @@ def sqlite_template(tmp_path_factory) -> Path:
             await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         await engine.dispose()
 
-    asyncio.run(build())
+    _run_in_thread(build)
     return path
 
 
 @pytest.fixture(scope="session")
 def pg_migrated() -> str:
-    import asyncio
-
     async def build() -> None:
         engine = make_engine(PG_URL)
         async with engine.begin() as conn:
@@ -51,7 +56,7 @@ def pg_migrated() -> str:
         await upgrade(engine)
         await engine.dispose()
 
-    asyncio.run(build())
+    _run_in_thread(build)
     return PG_URL
 
 

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     duty_phone: str = "400-800-1234"
     office_name: str = "物业服务中心"
     default_lang: str = "zh"
+    # Ticket numbers, business days and overdue marks follow this time zone.
+    timezone: str = "Asia/Shanghai"
     # An abandoned conversation expires after this many minutes of silence.
     conversation_timeout_minutes: int = 30
     # Owners may hurry (催单) a ticket at most once per this many minutes.
@@ -35,6 +37,9 @@ class Settings(BaseSettings):
     seed_demo_on_empty: bool = True
     # Secret for signed links; generated per process when unset.
     secret_key: str = Field(default_factory=lambda: os.urandom(16).hex())
+    # The local web chat and its staff pane (the embedded default channel). Meant for loopback or an intranet.
+    web_chat_enabled: bool = True
+    max_upload_bytes: int = 10 * 1024 * 1024
 
     @classmethod
     def settings_customise_sources(

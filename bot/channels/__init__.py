@@ -1,0 +1,1 @@
+"""Channel adapters: each turns a platform's payloads into Inbound messages and renders Replies. Thin."""

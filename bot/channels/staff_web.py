@@ -1,0 +1,68 @@
+"""The staff pane beside the web chat: tickets as they arrive, and claim / start / resolve / reject / comment."""
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy import or_, select
+from sqlalchemy.orm import selectinload
+
+from bot.app import App
+from bot.staff_actions import StaffActionError, act, ticket_card
+from models import Staff, Ticket
+
+OPEN = ("new", "assigned", "in_progress", "on_hold", "rejected", "reopened")
+
+
+class StaffPane:
+    def __init__(self, app: App):
+        self.app = app
+
+    async def staff(self, request: web.Request) -> web.Response:
+        async with self.app.sessionmaker() as s:
+            rows = (await s.scalars(select(Staff).where(Staff.active.is_(True))
+                                    .options(selectinload(Staff.person)).order_by(Staff.id))).all()
+        return web.json_response([{"id": st.id, "name": st.person.name, "role": st.role, "trade": st.trade}
+                                  for st in rows])
+
+    async def tickets(self, request: web.Request) -> web.Response:
+        """Open tickets (emergencies first) and the last resolved ones."""
+        async with self.app.sessionmaker() as s:
+            cutoff = self.app.clock.now().replace(hour=0, minute=0, second=0)
+            rows = (await s.scalars(select(Ticket).where(or_(Ticket.status.in_(OPEN), Ticket.updated_at >= cutoff))
+                                    .order_by(Ticket.id.desc()).limit(100))).all()
+            urgency = {"emergency": 0, "high": 1, "normal": 2, "low": 3}
+            rows = sorted(rows, key=lambda t: (t.status not in OPEN, urgency.get(t.urgency, 9), -t.id))
+            cards = [await ticket_card(s, t, self.app.clock) for t in rows]
+        return web.json_response({"tickets": cards})
+
+    async def ticket(self, request: web.Request) -> web.Response:
+        async with self.app.sessionmaker() as s:
+            tk = await s.scalar(select(Ticket).where(Ticket.number == request.match_info["number"]))
+            if tk is None:
+                return web.json_response({"error": "no such ticket"}, status=404)
+            return web.json_response(await ticket_card(s, tk, self.app.clock))
+
+    async def action(self, request: web.Request) -> web.Response:
+        try:
+            data = await request.json()
+            staff_id = int(data["staff_id"])
+            action = str(data["action"])
+            note = str(data.get("note") or "")
+            assignee = int(data["assignee_id"]) if data.get("assignee_id") is not None else None
+        except Exception:  # noqa: BLE001
+            return web.json_response({"error": "expected JSON with staff_id and action"}, status=400)
+        try:
+            async with self.app.sessionmaker() as s, s.begin():
+                tk = await act(s, self.app.clock, number=request.match_info["number"], staff_id=staff_id,
+                               action=action, note=note, assignee_id=assignee)
+                card = await ticket_card(s, tk, self.app.clock)
+        except StaffActionError as exc:
+            return web.json_response({"error": str(exc)}, status=409)
+        return web.json_response(card)
+
+
+def setup(webapp: web.Application, app: App) -> None:
+    pane = StaffPane(app)
+    webapp.router.add_get("/api/staff/members", pane.staff)
+    webapp.router.add_get("/api/staff/tickets", pane.tickets)
+    webapp.router.add_get("/api/staff/tickets/{number}", pane.ticket)
+    webapp.router.add_post("/api/staff/tickets/{number}/action", pane.action)

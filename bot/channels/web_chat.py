@@ -1,0 +1,180 @@
+"""The local web chat: owners talk to propdesk in a browser exactly as on a messenger (the embedded default)."""
+from __future__ import annotations
+
+import re
+import secrets
+from pathlib import Path
+
+from aiohttp import web
+from sqlalchemy import select, update
+from sqlalchemy.orm import selectinload
+
+from bot.app import App
+from bot.engine import Sender
+from handlers.messages import Inbound
+from models import Binding, Identity, OutboxMessage, Person, Residency, Unit, Building
+
+CHANNEL = "web"
+STATIC = Path(__file__).resolve().parents[1] / "web"
+_USER = re.compile(r"^w-[A-Za-z0-9_-]{4,40}$")
+IMAGE_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp"}
+
+
+def _bad(message: str, status: int = 400) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _user(value) -> str | None:
+    return value if isinstance(value, str) and _USER.match(value) else None
+
+
+async def _json(request: web.Request) -> dict | None:
+    try:
+        data = await request.json()
+    except Exception:  # noqa: BLE001
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _render(replies) -> list[dict]:
+    return [r.as_dict() for r in replies]
+
+
+class WebChat:
+    def __init__(self, app: App):
+        self.app = app
+        self.uploads = Path(app.settings.upload_dir)
+
+    async def index(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "index.html")
+
+    async def owners(self, request: web.Request) -> web.Response:
+        """Demo owners on the roster, to try propdesk as one of them."""
+        async with self.app.sessionmaker() as s:
+            rows = (await s.execute(select(Residency, Person).join(Person, Person.id == Residency.person_id)
+                                    .options(selectinload(Residency.unit).selectinload(Unit.building)
+                                             .selectinload(Building.estate))
+                                    .order_by(Residency.id).limit(50))).all()
+        return web.json_response([{"person_id": p.id, "name": p.name, "phone": p.phone,
+                                   "unit": r.unit.label, "estate": r.unit.building.estate.name}
+                                  for r, p in rows])
+
+    async def session(self, request: web.Request) -> web.Response:
+        """Start chatting as a roster owner (already bound to their home) or as a new, unbound person."""
+        data = await _json(request)
+        if data is None:
+            return _bad("expected a JSON object")
+        user = "w-" + secrets.token_urlsafe(9)
+        async with self.app.sessionmaker() as s, s.begin():
+            person_id = data.get("person_id")
+            if person_id is not None:
+                if not isinstance(person_id, int):
+                    return _bad("person_id must be a number")
+                person = await s.get(Person, person_id)
+                if person is None:
+                    return _bad("no such owner", 404)
+                s.add(Identity(channel=CHANNEL, external_id=user, chat_id=user, person_id=person.id,
+                               display_name=person.name, created_at=self.app.clock.now()))
+                for res in (await s.scalars(select(Residency).where(Residency.person_id == person.id))).all():
+                    exists = await s.scalar(select(Binding).where(Binding.person_id == person.id,
+                                                                  Binding.unit_id == res.unit_id))
+                    if exists is None:
+                        s.add(Binding(person_id=person.id, unit_id=res.unit_id, status="active",
+                                      phone=person.phone or "", created_at=self.app.clock.now(),
+                                      decided_at=self.app.clock.now()))
+                name = person.name
+            else:
+                name = str(data.get("name") or "访客 Guest")[:100]
+        lang = data.get("lang") if data.get("lang") in ("zh", "en") else "zh"
+        replies = await self.app.engine.handle(Sender(CHANNEL, user, user, name, lang),
+                                               Inbound(kind="command", command="start"))
+        return web.json_response({"user": user, "name": name, "replies": _render(replies)})
+
+    async def send(self, request: web.Request) -> web.Response:
+        data = await _json(request)
+        if data is None:
+            return _bad("expected a JSON object")
+        user = _user(data.get("user"))
+        if not user:
+            return _bad("missing or malformed user")
+        if isinstance(data.get("choice"), str) and data["choice"]:
+            msg = Inbound(kind="choice", choice=data["choice"][:200])
+        elif isinstance(data.get("text"), str):
+            msg = Inbound.text_or_command(data["text"])
+        elif data.get("latitude") is not None:
+            try:
+                msg = Inbound(kind="location", latitude=float(data["latitude"]),
+                              longitude=float(data["longitude"]), text=str(data.get("label", ""))[:200])
+            except (TypeError, ValueError, KeyError):
+                return _bad("latitude and longitude must be numbers")
+        else:
+            msg = Inbound(kind="unsupported", raw_type=str(data.get("type", "unknown"))[:30])
+        replies = await self.app.engine.handle(Sender(CHANNEL, user, user), msg)
+        return web.json_response({"replies": _render(replies)})
+
+    async def photo(self, request: web.Request) -> web.Response:
+        """A photo upload: stored under the upload dir, passed on as a photo reference."""
+        try:
+            form = await request.post()
+        except Exception:  # noqa: BLE001 - oversize or malformed multipart
+            return _bad("could not read the upload (too large or malformed)", 413)
+        user = _user(form.get("user"))
+        field = form.get("file")
+        if not user or not hasattr(field, "file"):
+            return _bad("need user and file")
+        ext = IMAGE_TYPES.get(field.content_type)
+        body = field.file.read()
+        if ext is None or not _looks_like_image(body):
+            replies = await self.app.engine.handle(Sender(CHANNEL, user, user),
+                                                   Inbound(kind="unsupported", raw_type=field.content_type or "file"))
+            return web.json_response({"replies": _render(replies)})
+        self.uploads.mkdir(parents=True, exist_ok=True)
+        name = secrets.token_hex(12) + ext
+        (self.uploads / name).write_bytes(body)
+        replies = await self.app.engine.handle(Sender(CHANNEL, user, user),
+                                               Inbound(kind="photo", photo_ref=f"web:{name}"))
+        return web.json_response({"replies": _render(replies), "photo": f"/uploads/{name}"})
+
+    async def upload(self, request: web.Request) -> web.FileResponse:
+        name = request.match_info["name"]
+        if not re.fullmatch(r"[0-9a-f]{24}\.(jpg|png|gif|webp)", name):
+            raise web.HTTPNotFound()
+        path = self.uploads / name
+        if not path.exists():
+            raise web.HTTPNotFound()
+        return web.FileResponse(path)
+
+    async def poll(self, request: web.Request) -> web.Response:
+        """Messages queued for this owner (status updates from staff), oldest first."""
+        user = _user(request.query.get("user"))
+        if not user:
+            return _bad("missing or malformed user")
+        try:
+            after = int(request.query.get("after", "0"))
+        except ValueError:
+            return _bad("after must be a number")
+        async with self.app.sessionmaker() as s, s.begin():
+            rows = (await s.scalars(select(OutboxMessage).where(
+                OutboxMessage.channel == CHANNEL, OutboxMessage.chat_id == user, OutboxMessage.id > after)
+                .order_by(OutboxMessage.id).limit(50))).all()
+            if rows:
+                await s.execute(update(OutboxMessage).where(OutboxMessage.id.in_([r.id for r in rows]),
+                                                            OutboxMessage.status == "pending")
+                                .values(status="sent", sent_at=self.app.clock.now()))
+        return web.json_response({"messages": [{"id": r.id, **r.payload} for r in rows]})
+
+
+def _looks_like_image(body: bytes) -> bool:
+    return body.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8")) or body[8:12] == b"WEBP"
+
+
+def setup(webapp: web.Application, app: App) -> None:
+    chat = WebChat(app)
+    webapp.router.add_get("/", chat.index)
+    webapp.router.add_static("/static", STATIC)
+    webapp.router.add_get("/api/web/owners", chat.owners)
+    webapp.router.add_post("/api/web/session", chat.session)
+    webapp.router.add_post("/api/web/send", chat.send)
+    webapp.router.add_post("/api/web/photo", chat.photo)
+    webapp.router.add_get("/api/web/poll", chat.poll)
+    webapp.router.add_get("/uploads/{name}", chat.upload)

@@ -1,0 +1,61 @@
+"""`propdesk run`: migrate (SQLite), seed the demo when asked or empty, serve, schedule the sweeps."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from config.settings import Settings
+from models.db import upgrade_url
+
+from .app import App
+from .seed import is_empty, seed_demo
+from .server import build_app
+from .sweeps import schedule
+
+log = logging.getLogger("propdesk")
+
+
+async def prepare(app: App, demo: bool) -> None:
+    async with app.sessionmaker() as s, s.begin():
+        if (demo or app.settings.seed_demo_on_empty) and await is_empty(s):
+            await seed_demo(s, today=app.clock.local().date())
+            log.info("seeded the demo estates, owners, staff and bills")
+
+
+async def serve(settings: Settings, demo: bool = False, stop: asyncio.Event | None = None) -> None:
+    app = App.create(settings)
+    await prepare(app, demo)
+    runner = web.AppRunner(build_app(app))
+    await runner.setup()
+    site = web.TCPSite(runner, settings.http_host, settings.http_port)
+    await site.start()
+    scheduler = AsyncIOScheduler()
+    schedule(app, scheduler)
+    scheduler.start()
+    log.info("propdesk is up: web chat on http://%s:%s/", settings.http_host, settings.http_port)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    try:
+        await stop.wait()
+    finally:
+        scheduler.shutdown(wait=False)
+        await runner.cleanup()
+        await app.close()
+
+
+def run(settings: Settings, demo: bool = False) -> int:
+    # Migrations run before the loop starts (Alembic's env may start a loop of its own). For PostgreSQL,
+    # deployments run `propdesk db upgrade` themselves; run applies them on start for SQLite as the default.
+    if settings.database_url.startswith("sqlite"):
+        upgrade_url(settings.database_url)
+    asyncio.run(serve(settings, demo))
+    return 0

@@ -1,0 +1,47 @@
+"""The aiohttp server: health check, the local web chat and staff pane; later channels add their routes here."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+from sqlalchemy import text
+
+from .app import App
+from .channels import staff_web, web_chat
+
+log = logging.getLogger("propdesk.server")
+APP_KEY = web.AppKey("propdesk", App)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    app: App = request.app[APP_KEY]
+    try:
+        async with app.db.connect() as conn:
+            await asyncio.wait_for(conn.execute(text("SELECT 1")), timeout=3)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not healthy"
+        log.warning("health check failed: %s", exc)
+        return web.json_response({"status": "error", "database": "unreachable"}, status=503)
+    return web.json_response({"status": "ok", "database": "ok"})
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler):
+    """Bad requests get a clear JSON error; nothing leaks a traceback to the client."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:  # noqa: BLE001
+        log.exception("error handling %s %s", request.method, request.path)
+        return web.json_response({"error": "internal error"}, status=500)
+
+
+def build_app(app: App) -> web.Application:
+    webapp = web.Application(middlewares=[errors_as_json], client_max_size=app.settings.max_upload_bytes + 65536)
+    webapp[APP_KEY] = app
+    webapp.router.add_get("/healthz", healthz)
+    if app.settings.web_chat_enabled:
+        web_chat.setup(webapp, app)
+        staff_web.setup(webapp, app)
+    return webapp

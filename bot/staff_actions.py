@@ -1,0 +1,92 @@
+"""What staff do to a ticket, from any staff surface (web pane now; Telegram groups and WeCom pages later)."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from models import Action, Attachment, Person, Staff, Ticket, allowed_actions
+
+from .clock import Clock
+from .tickets import TicketService
+
+STAFF_ACTIONS = ["claim", "start", "hold", "resume", "resolve", "reject", "reassign", "comment"]
+
+
+class StaffActionError(ValueError):
+    pass
+
+
+async def staff_member(session: AsyncSession, staff_id: int) -> Staff:
+    staff = await session.scalar(select(Staff).where(Staff.id == staff_id, Staff.active.is_(True)))
+    if staff is None:
+        raise StaffActionError("not an active staff member")
+    return staff
+
+
+async def act(session: AsyncSession, clock: Clock, *, number: str, staff_id: int, action: str, note: str = "",
+              assignee_id: int | None = None, photo: str = "") -> Ticket:
+    """Apply a staff action; raises StaffActionError with a reason a person can read."""
+    staff = await staff_member(session, staff_id)
+    ticket = await session.scalar(select(Ticket).where(Ticket.number == number).with_for_update())
+    if ticket is None:
+        raise StaffActionError(f"no ticket {number}")
+    if action not in STAFF_ACTIONS:
+        raise StaffActionError(f"unknown action {action}")
+    svc = TicketService(session, clock)
+    actor = f"staff:{staff.id}"
+    note = (note or "").strip()[:1000]
+    if photo:
+        session.add(Attachment(ticket_id=ticket.id, channel="web", ref=photo, added_by=actor,
+                               created_at=clock.now()))
+    if action == "comment":
+        if not note:
+            raise StaffActionError("a comment needs text")
+        await svc.event(ticket, actor, "comment", note)
+        await svc.notify_owner(ticket, "notify.comment", note=note)
+        return ticket
+    if action not in allowed_actions(ticket.status):
+        raise StaffActionError(f"cannot {action} a ticket that is {ticket.status}")
+    if action == "reject" and not note:
+        raise StaffActionError("退单 needs a reason / a rejection needs a reason")
+    target = staff.id
+    if action == "reassign":
+        if assignee_id is None:
+            raise StaffActionError("reassign needs the new assignee")
+        target = (await staff_member(session, assignee_id)).id
+    await svc.transition(ticket, Action(action), actor, note,
+                         assignee_id=target if action in ("claim", "reassign") else None)
+    return ticket
+
+
+async def ticket_card(session: AsyncSession, ticket: Ticket, clock: Clock) -> dict:
+    """Everything a staff surface shows about a ticket."""
+    await session.refresh(ticket, ["events", "attachments"])
+    reporter = await session.get(Person, ticket.reporter_id) if ticket.reporter_id else None
+    assignee = None
+    if ticket.assignee_id:
+        staff = await session.scalar(select(Staff).where(Staff.id == ticket.assignee_id)
+                                     .options(selectinload(Staff.person)))
+        assignee = staff.person.name if staff else None
+    location = ticket.location_text
+    if ticket.unit_id:
+        from models import Unit
+
+        unit = await session.scalar(select(Unit).where(Unit.id == ticket.unit_id)
+                                    .options(selectinload(Unit.building)))
+        location = f"{unit.label} {location}".strip()
+    return {
+        "number": ticket.number, "kind": ticket.kind, "category": ticket.category, "urgency": ticket.urgency,
+        "status": ticket.status, "description": ticket.description, "location": location,
+        "subject": ticket.subject, "preferred_time": ticket.preferred_time,
+        "contact": "" if ticket.anonymous else (reporter.name if reporter else ""),
+        "phone": ticket.contact_phone, "channel": ticket.channel, "assignee": assignee,
+        "reasons": ticket.classifier_reasons, "rating": ticket.rating, "hurry_count": ticket.hurry_count,
+        "created_at": ticket.created_at.isoformat() + "Z",
+        "claim_due_at": ticket.claim_due_at.isoformat() + "Z" if ticket.claim_due_at else None,
+        "overdue": bool(ticket.claim_due_at and ticket.status == "new" and clock.now() > ticket.claim_due_at),
+        "actions": [a.value for a in allowed_actions(ticket.status) if a.value in STAFF_ACTIONS] + ["comment"],
+        "photos": [a.ref for a in ticket.attachments],
+        "events": [{"at": e.at.isoformat() + "Z", "actor": e.actor, "action": e.action, "note": e.note,
+                    "to": e.to_status} for e in ticket.events],
+    }

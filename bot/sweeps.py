@@ -1,0 +1,39 @@
+"""Periodic sweeps run by the scheduler; what is due lives in indexed columns, not in scheduler job stores."""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from handlers.i18n import t
+from models import Conversation, OutboxMessage
+
+from .app import App
+
+log = logging.getLogger("propdesk.sweeps")
+
+
+async def expire_conversations(app: App, limit: int = 500) -> int:
+    """Close flows abandoned for longer than the timeout, telling the owner so."""
+    cutoff = app.clock.now() - timedelta(minutes=app.settings.conversation_timeout_minutes)
+    async with app.sessionmaker() as s, s.begin():
+        q = (select(Conversation).where(Conversation.flow != "menu", Conversation.updated_at < cutoff)
+             .limit(limit).with_for_update(skip_locked=True))
+        rows = (await s.scalars(q)).all()
+        for conv in rows:
+            s.add(OutboxMessage(channel=conv.channel, chat_id=conv.chat_id,
+                                payload={"text": t(conv.lang or app.settings.default_lang, "common.expired"),
+                                         "choices": []},
+                                created_at=app.clock.now()))
+            conv.flow, conv.state, conv.data = "menu", "idle", {}
+            conv.updated_at = app.clock.now()
+    if rows:
+        log.info("expired %d abandoned conversations", len(rows))
+    return len(rows)
+
+
+def schedule(app: App, scheduler) -> None:  # noqa: ANN001 - an APScheduler AsyncIOScheduler
+    """The jobs of this process: in-memory only (APScheduler 3 job stores must not be shared)."""
+    scheduler.add_job(expire_conversations, "interval", args=[app], seconds=60, id="expire_conversations",
+                      max_instances=1, coalesce=True)

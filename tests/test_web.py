@@ -1,0 +1,151 @@
+"""The web chat and staff pane end to end over real HTTP on loopback, plus /healthz."""
+from __future__ import annotations
+
+import io
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.app import App
+from bot.seed import seed_demo
+from bot.server import build_app
+from config.settings import Settings
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+@pytest.fixture
+async def client(db_url, clock, tmp_path):
+    settings = Settings(database_url=db_url, upload_dir=str(tmp_path / "uploads"))
+    app = App.create(settings, clock=clock)
+    async with app.sessionmaker() as s, s.begin():
+        await seed_demo(s, today=clock.local().date())
+    async with TestClient(TestServer(build_app(app), host="127.0.0.1")) as c:
+        c.propdesk = app
+        yield c
+    await app.close()
+
+
+async def post(client, path, body):
+    resp = await client.post(path, json=body)
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+async def choose(client, user, replies, prefix):
+    cid = next(c["id"] for r in replies for c in r["choices"] if c["id"].startswith(prefix))
+    return (await post(client, "/api/web/send", {"user": user, "choice": cid}))["replies"]
+
+
+def texts(replies):
+    return "\n".join(r["text"] for r in replies)
+
+
+async def test_healthz(client):
+    resp = await client.get("/healthz")
+    assert resp.status == 200 and (await resp.json())["database"] == "ok"
+
+
+async def test_healthz_503_when_database_unreachable(clock, tmp_path):
+    settings = Settings(database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    app = App.create(settings, clock=clock)
+    async with TestClient(TestServer(build_app(app), host="127.0.0.1")) as c:
+        resp = await c.get("/healthz")
+        assert resp.status == 503
+    await app.close()
+
+
+async def test_owner_to_staff_loop(client):
+    page = await client.get("/")
+    assert page.status == 200 and "propdesk" in await page.text()
+    owners = await (await client.get("/api/web/owners")).json()
+    zhang = next(o for o in owners if o["unit"] == "3-2-1502")
+    start = await post(client, "/api/web/session", {"person_id": zhang["person_id"]})
+    user = start["user"]
+    assert "欢迎" in texts(start["replies"])
+    r = (await post(client, "/api/web/send", {"user": user, "text": "厨房水龙头一直滴水，关不紧"}))["replies"]
+    assert "水路" in texts(r)
+    r = await choose(client, user, r, "ok")
+    r = await choose(client, user, r, "unit:")  # a roster owner is bound to their home already
+    form = {"user": user, "file": io.BytesIO(PNG)}
+    resp = await client.post("/api/web/photo", data=_multipart(user, PNG, "image/png"))
+    body = await resp.json()
+    assert resp.status == 200 and "第 1 张" in texts(body["replies"]) and body["photo"].startswith("/uploads/")
+    assert (await client.get(body["photo"])).status == 200
+    r = body["replies"]
+    r = await choose(client, user, r, "done")
+    r = await choose(client, user, r, "vt:today")
+    r = await choose(client, user, r, "use_known")
+    r = await choose(client, user, r, "submit")
+    assert "BX-20261125-0001" in texts(r)
+    del form
+
+    cards = (await (await client.get("/api/staff/tickets")).json())["tickets"]
+    assert [c["number"] for c in cards] == ["BX-20261125-0001"]
+    card = cards[0]
+    assert card["status"] == "new" and "claim" in card["actions"] and card["location"].startswith("3-2-1502")
+    assert card["photos"][0].startswith("web:")
+    staff = await (await client.get("/api/staff/members")).json()
+    wang = staff[0]["id"]
+    act = "/api/staff/tickets/BX-20261125-0001/action"
+    assert (await post(client, act, {"staff_id": wang, "action": "claim"}))["status"] == "assigned"
+    resp = await client.post(act, json={"staff_id": wang, "action": "reject", "note": ""})
+    assert resp.status == 409 and "reason" in (await resp.json())["error"]
+    resp = await client.post(act, json={"staff_id": 999, "action": "start"})
+    assert resp.status == 409
+    await post(client, act, {"staff_id": wang, "action": "start"})
+    await post(client, act, {"staff_id": wang, "action": "comment", "note": "已到门口，请开门"})
+    done = await post(client, act, {"staff_id": wang, "action": "resolve", "note": "换了阀芯"})
+    assert done["status"] == "resolved"
+
+    polled = await (await client.get(f"/api/web/poll?user={user}&after=0")).json()
+    msgs = polled["messages"]
+    assert len(msgs) == 4 and "王师傅" in msgs[0]["text"] and "已到门口" in msgs[2]["text"]
+    assert "已处理完成" in msgs[3]["text"]
+    # The owner rates from the notice's button: a 5 closes the ticket.
+    r = (await post(client, "/api/web/send", {"user": user, "choice": msgs[3]["choices"][0]["id"]}))["replies"]
+    r = await choose(client, user, r, "star:5")
+    r = await choose(client, user, r, "skip")
+    assert "感谢" in texts(r)
+    card = await (await client.get("/api/staff/tickets/BX-20261125-0001")).json()
+    assert card["status"] == "closed" and card["rating"] == 5
+    again = await (await client.get(f"/api/web/poll?user={user}&after={msgs[-1]['id']}")).json()
+    assert again["messages"] == []
+
+
+async def test_emergency_over_http_creates_ticket_first(client):
+    start = await post(client, "/api/web/session", {})
+    r = (await post(client, "/api/web/send", {"user": start["user"], "text": "救命！电梯困人了，我老公在里面"}))["replies"]
+    assert "BX-20261125-0001" in texts(r) and "切勿强行扒门" in texts(r)
+    cards = (await (await client.get("/api/staff/tickets")).json())["tickets"]
+    assert cards[0]["urgency"] == "emergency"
+
+
+@pytest.mark.parametrize("body,status", [
+    ("not json", 400), ('{"user": "w-../../x", "text": "hi"}', 400), ('[1,2]', 400), ('{"text": "hi"}', 400),
+])
+async def test_bad_requests_get_clear_errors(client, body, status):
+    resp = await client.post("/api/web/send", data=body, headers={"Content-Type": "application/json"})
+    assert resp.status == status and "error" in await resp.json()
+
+
+async def test_wrong_message_types_and_files(client):
+    user = (await post(client, "/api/web/session", {}))["user"]
+    r = (await post(client, "/api/web/send", {"user": user, "type": "sticker"}))["replies"]
+    assert "无法处理" in texts(r)
+    resp = await client.post("/api/web/photo", data=_multipart(user, b"MZ\x90\x00 not an image", "image/png"))
+    assert resp.status == 200 and "无法处理" in texts((await resp.json())["replies"])
+    r = (await post(client, "/api/web/send", {"user": user, "text": "长" * 10000}))["replies"]
+    assert "太长" in texts(r)
+    assert (await client.get("/uploads/..%2F..%2Fetc%2Fpasswd")).status == 404
+    resp = await client.post("/api/staff/tickets/BX-1/action", data="{", headers={"Content-Type": "application/json"})
+    assert resp.status == 400
+
+
+def _multipart(user: str, content: bytes, ctype: str):
+    from aiohttp import FormData
+
+    fd = FormData()
+    fd.add_field("user", user)
+    fd.add_field("file", content, filename="x.png", content_type=ctype)
+    return fd

@@ -149,3 +149,20 @@ def _multipart(user: str, content: bytes, ctype: str):
     fd.add_field("user", user)
     fd.add_field("file", content, filename="x.png", content_type=ctype)
     return fd
+
+
+async def test_pending_binding_approved_by_staff(client):
+    user = (await post(client, "/api/web/session", {}))["user"]
+    r = (await post(client, "/api/web/send", {"user": user, "text": "/bind"}))["replies"]
+    r = await choose(client, user, r, "estate:")
+    await post(client, "/api/web/send", {"user": user, "text": "3-2-1502"})
+    r = (await post(client, "/api/web/send", {"user": user, "text": "13122223333"}))["replies"]
+    assert "审核" in texts(r)
+    pending = (await (await client.get("/api/staff/bindings")).json())["bindings"]
+    assert [(b["unit"], b["phone"]) for b in pending] == [("3-2-1502", "13122223333")]
+    assert (await client.post("/api/staff/bindings/999", json={"approve": True})).status == 404
+    assert (await post(client, f"/api/staff/bindings/{pending[0]['id']}", {"approve": True}))["status"] == "active"
+    msgs = (await (await client.get(f"/api/web/poll?user={user}")).json())["messages"]
+    assert "审核通过" in msgs[-1]["text"]
+    r = (await post(client, "/api/web/send", {"user": user, "text": "/fees"}))["replies"]
+    assert "3-2-1502" in texts(r) and "待缴" in texts(r)

@@ -5,6 +5,7 @@ from aiohttp import web
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
+from bot import bindings
 from bot.app import App
 from bot.staff_actions import StaffActionError, act, ticket_card
 from models import Staff, Ticket
@@ -60,9 +61,29 @@ class StaffPane:
         return web.json_response(card)
 
 
+    async def bindings(self, request: web.Request) -> web.Response:
+        async with self.app.sessionmaker() as s:
+            return web.json_response({"bindings": await bindings.pending(s)})
+
+    async def decide_binding(self, request: web.Request) -> web.Response:
+        try:
+            data = await request.json()
+            approve = bool(data["approve"])
+            binding_id = int(request.match_info["id"])
+        except Exception:  # noqa: BLE001
+            return web.json_response({"error": "expected JSON with approve"}, status=400)
+        async with self.app.sessionmaker() as s, s.begin():
+            binding = await bindings.decide(s, self.app.clock, binding_id, approve)
+            if binding is None:
+                return web.json_response({"error": "no pending binding with that id"}, status=404)
+            return web.json_response({"id": binding.id, "status": binding.status})
+
+
 def setup(webapp: web.Application, app: App) -> None:
     pane = StaffPane(app)
     webapp.router.add_get("/api/staff/members", pane.staff)
     webapp.router.add_get("/api/staff/tickets", pane.tickets)
     webapp.router.add_get("/api/staff/tickets/{number}", pane.ticket)
     webapp.router.add_post("/api/staff/tickets/{number}/action", pane.action)
+    webapp.router.add_get("/api/staff/bindings", pane.bindings)
+    webapp.router.add_post("/api/staff/bindings/{id}", pane.decide_binding)

@@ -190,5 +190,28 @@ async function refreshTickets() {
   } catch (e) { /* retried on the next tick */ }
 }
 
+async function refreshBindings() {
+  try {
+    const data = await api("/api/staff/bindings");
+    const box = $("#bindings");
+    box.hidden = !data.bindings.length;
+    box.innerHTML = data.bindings.length ? "<b>待审核的房屋绑定 Bindings to approve</b>" : "";
+    for (const b of data.bindings) {
+      const row = document.createElement("div"); row.className = "row";
+      const label = document.createElement("span");
+      label.textContent = `${b.person || "?"} · ${b.estate} ${b.unit} · ☎ ${b.phone}`;
+      row.appendChild(label);
+      for (const [approve, text] of [[true, "通过 Approve"], [false, "拒绝 Refuse"]]) {
+        const btn = document.createElement("button"); btn.type = "button"; btn.textContent = text;
+        btn.onclick = async () => { await api(`/api/staff/bindings/${b.id}`, { approve }); refreshBindings(); };
+        row.appendChild(btn);
+      }
+      box.appendChild(row);
+    }
+  } catch (e) { /* retried on the next tick */ }
+}
+
 setInterval(refreshTickets, 2000);
+setInterval(refreshBindings, 4000);
+refreshBindings();
 loadOwners(); loadStaff(); refreshTickets(); pollOwner();

@@ -49,7 +49,7 @@ def read_rows(path: str | Path) -> Iterator[tuple[int, dict[str, str]]]:
         for n, values in enumerate(rows, start=2):
             if values is None or all(v is None or str(v).strip() == "" for v in values):
                 continue
-            yield n, {h: _cell(v) for h, v in zip(header, values)}
+            yield n, {h: _cell(v) for h, v in zip(header, values, strict=False)}
         wb.close()
         return
     with open(path, encoding="utf-8-sig", newline="") as fh:
@@ -177,17 +177,23 @@ def _validate_bill(row: dict) -> tuple:
     return row["estate"], unit, period, item, due, paid, due_date
 
 
-async def import_owners(session: AsyncSession, path: str | Path) -> ImportResult:
+def _validated(path: str | Path, required: list[str], validate: Callable[[dict], tuple]) -> list[tuple]:
+    """Every row checked before anything is written: one bad row and the whole file is refused."""
     rows = list(read_rows(path))
-    _check_columns(rows, OWNER_COLUMNS)
+    _check_columns(rows, required)
     valid, errors = [], []
     for n, row in rows:
         try:
-            valid.append(_validate_owner(row))
+            valid.append(validate(row))
         except ValueError as e:
             errors.append((n, str(e)))
     if errors:
         raise ImportError_(errors)
+    return valid
+
+
+async def import_owners(session: AsyncSession, path: str | Path) -> ImportResult:
+    valid = _validated(path, OWNER_COLUMNS, _validate_owner)
     imp, created, updated = Importer(session), 0, 0
     progress = _progress(len(valid))
     for i, (estate_key, label, name, phone, role) in enumerate(valid, start=1):
@@ -213,16 +219,7 @@ async def import_owners(session: AsyncSession, path: str | Path) -> ImportResult
 
 
 async def import_bills(session: AsyncSession, path: str | Path) -> ImportResult:
-    rows = list(read_rows(path))
-    _check_columns(rows, BILL_COLUMNS)
-    valid, errors = [], []
-    for n, row in rows:
-        try:
-            valid.append(_validate_bill(row))
-        except ValueError as e:
-            errors.append((n, str(e)))
-    if errors:
-        raise ImportError_(errors)
+    valid = _validated(path, BILL_COLUMNS, _validate_bill)
     imp, created, updated = Importer(session), 0, 0
     progress = _progress(len(valid))
     for i, (estate_key, label, period, item, due, paid, due_date) in enumerate(valid, start=1):

@@ -38,26 +38,24 @@ def alembic_config() -> Config:
     return cfg
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Apply migrations on this engine's connection (Alembic's connection-sharing recipe)."""
+async def _alembic(engine: AsyncEngine, fn, revision: str) -> None:  # noqa: ANN001
+    """Run an Alembic command on this engine's connection (Alembic's connection-sharing recipe)."""
 
     def run(sync_conn) -> None:  # noqa: ANN001
         cfg = alembic_config()
         cfg.attributes["connection"] = sync_conn
-        command.upgrade(cfg, revision)
+        fn(cfg, revision)
 
     async with engine.begin() as conn:
         await conn.run_sync(run)
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    await _alembic(engine, command.upgrade, revision)
 
 
 async def downgrade(engine: AsyncEngine, revision: str = "base") -> None:
-    def run(sync_conn) -> None:  # noqa: ANN001
-        cfg = alembic_config()
-        cfg.attributes["connection"] = sync_conn
-        command.downgrade(cfg, revision)
-
-    async with engine.begin() as conn:
-        await conn.run_sync(run)
+    await _alembic(engine, command.downgrade, revision)
 
 
 def upgrade_url(url: str) -> None:

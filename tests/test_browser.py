@@ -67,6 +67,7 @@ def test_file_a_repair_by_clicking(server, tmp_path):
         expect(page.locator(".msg.bot").last).to_contain_text("水路")
         page.locator(".choices button[data-choice=ok]").last.click()
         page.locator(".choices button[data-choice^='unit:']").last.click()
+        expect(page.locator(".msg.bot").last).to_contain_text("照片")
         page.set_input_files("#photo", files=[{"name": "drain.png", "mimeType": "image/png",
                                                "buffer": b"\x89PNG\r\n\x1a\n" + b"\x00" * 32}])
         expect(page.locator(".msg.bot").last).to_contain_text("第 1 张")

@@ -8,6 +8,18 @@ from models import Action, Binding, Staff, Ticket
 from tests.test_flow_repair import bind, tickets
 
 
+async def file_repair(c, text: str, place: str = "客厅") -> None:
+    """An unbound owner files a non-emergency repair at a typed place, answering every question."""
+    await c.send(text)
+    await c.choose("ok")
+    await c.send(place)
+    await c.choose_like("estate:")
+    await c.choose("done")
+    await c.choose("vt:asap")
+    await c.send("13912345678")
+    await c.choose("submit")
+
+
 async def test_complaint_flow(chat, desk_engine):
     c = chat()
     out = await c.send("/complain")
@@ -91,14 +103,7 @@ async def test_unknown_unit_is_reported(chat):
 async def test_my_tickets_detail_hurry_cancel(chat, desk_engine, clock):
     c = chat()
     await c.send("/repair")
-    await c.send("客厅墙上出现了几条细裂缝")
-    await c.choose("ok")
-    await c.send("客厅")
-    await c.choose_like("estate:")
-    await c.choose("done")
-    await c.choose("vt:asap")
-    await c.send("13912345678")
-    await c.choose("submit")
+    await file_repair(c, "客厅墙上出现了几条细裂缝")
     [tk] = await tickets(desk_engine)
     out = await c.send("/mytickets")
     assert tk.number in out and "待接单" in out
@@ -129,14 +134,7 @@ async def test_my_tickets_detail_hurry_cancel(chat, desk_engine, clock):
 
 async def test_rate_resolved_ticket_via_notice_and_low_rating_reopens(chat, desk_engine):
     c = chat()
-    await c.send("家里停电了，整个屋都没电")
-    await c.choose("ok")
-    await c.send("3-2-1502")
-    await c.choose_like("estate:")
-    await c.choose("done")
-    await c.choose("vt:asap")
-    await c.send("13912345678")
-    await c.choose("submit")
+    await file_repair(c, "家里停电了，整个屋都没电", "3-2-1502")
     [tk] = await tickets(desk_engine)
     async with desk_engine.sm() as s, s.begin():
         svc = TicketService(s, desk_engine.clock)
@@ -156,14 +154,7 @@ async def test_rate_resolved_ticket_via_notice_and_low_rating_reopens(chat, desk
 
 async def test_owner_never_sees_another_owners_ticket(chat, desk_engine):
     a, b = chat("a"), chat("b")
-    await a.send("燃气灶打不着火了，是不是没气了")
-    await a.choose("ok")
-    await a.send("家里")
-    await a.choose_like("estate:")
-    await a.choose("done")
-    await a.choose("vt:asap")
-    await a.send("13912345678")
-    await a.choose("submit")
+    await file_repair(a, "燃气灶打不着火了，是不是没气了", "家里")
     [tk] = await tickets(desk_engine)
     out = await b.send("/mytickets")
     assert tk.number not in out

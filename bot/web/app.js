@@ -4,6 +4,14 @@
 const $ = (sel) => document.querySelector(sel);
 const state = { user: null, after: 0, staffId: null };
 
+// One owner message at a time, in the order the owner sent them.
+let sendQueue = Promise.resolve();
+function queued(fn) {
+  const next = sendQueue.then(fn, fn);
+  sendQueue = next.catch(() => {});
+  return next;
+}
+
 async function api(path, body) {
   const opts = body instanceof FormData ? { method: "POST", body }
     : body !== undefined ? { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }
@@ -44,7 +52,7 @@ function showReplies(replies, cls = "bot") {
 
 async function choose(id, label) {
   bubble("me", label);
-  showReplies((await api("/api/web/send", { user: state.user, choice: id })).replies);
+  showReplies((await queued(() => api("/api/web/send", { user: state.user, choice: id }))).replies);
 }
 
 async function startSession() {
@@ -86,7 +94,7 @@ $("#composer").addEventListener("submit", async (ev) => {
   if (!text || !state.user) return;
   $("#text").value = "";
   bubble("me", text);
-  try { showReplies((await api("/api/web/send", { user: state.user, text })).replies); }
+  try { showReplies((await queued(() => api("/api/web/send", { user: state.user, text }))).replies); }
   catch (e) { bubble("notice", "⚠️ " + e.message); }
 });
 
@@ -95,7 +103,7 @@ $("#photo").addEventListener("change", async () => {
   if (!file || !state.user) return;
   const fd = new FormData(); fd.append("user", state.user); fd.append("file", file);
   try {
-    const data = await api("/api/web/photo", fd);
+    const data = await queued(() => api("/api/web/photo", fd));
     bubble("me", "", data.photo || null);
     showReplies(data.replies);
   } catch (e) { bubble("notice", "⚠️ " + e.message); }

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from config.settings import Settings
+from models import OutboxMessage
 from models.db import make_engine, make_sessionmaker
 
 from .clock import Clock
@@ -23,6 +25,7 @@ class App:
     engine: Engine
     clock: Clock
     extras: dict = field(default_factory=dict)
+    delivery: Any = None  # bot.delivery.Delivery, once channels with outlets run
 
     @classmethod
     def create(cls, settings: Settings, clock: Clock | None = None) -> "App":
@@ -30,6 +33,19 @@ class App:
         db = make_engine(settings.database_url)
         sm = make_sessionmaker(db)
         return cls(settings=settings, db=db, sessionmaker=sm, engine=Engine(sm, settings, clock=clock), clock=clock)
+
+    def wake_delivery(self) -> None:
+        """Messages were queued: let the delivery worker look now."""
+        if self.delivery is not None:
+            self.delivery.wake()
+
+    async def queue_messages(self, channel: str, chat_id: str, payloads: list[dict]) -> None:
+        """Hand messages that could not be sent at once to the outbox, for the delivery worker to retry."""
+        async with self.sessionmaker() as s, s.begin():
+            for payload in payloads:
+                s.add(OutboxMessage(channel=channel, chat_id=chat_id, payload=payload, created_at=self.clock.now(),
+                                    next_attempt_at=self.clock.now()))
+        self.wake_delivery()
 
     async def close(self) -> None:
         await self.db.dispose()

@@ -8,13 +8,16 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from handlers.i18n import t
 from handlers.ports import BillView, EstateView, NewTicket, PaymentView, TicketView, UnitView
 from models import (Action, Attachment, Binding, Bill, Building, Estate, Payment, Person, Residency, Ticket,
                     TransitionError, Unit)
 
 from .classifier import Classifier
 from .clock import Clock
+from .dispatch import NO_DISPATCH, Dispatch
 from .places import find_place
+from .staff_accounts import link_staff_identities
 from .tickets import CLAIM_MINUTES, TicketService
 
 OPEN = ("new", "assigned", "in_progress", "on_hold", "rejected", "reopened")
@@ -25,11 +28,14 @@ def owner(person_id: int) -> str:
 
 
 class DbDesk:
-    def __init__(self, session: AsyncSession, classifier: Classifier, clock: Clock, hurry_cooldown_minutes: int = 30):
+    def __init__(self, session: AsyncSession, classifier: Classifier, clock: Clock, hurry_cooldown_minutes: int = 30,
+                 dispatch: Dispatch = NO_DISPATCH, staff_lang: str = "zh"):
         self.s = session
         self.classifier = classifier
         self.clock = clock
-        self.tickets = TicketService(session, clock)
+        self.tickets = TicketService(session, clock, dispatch)
+        self.dispatch = dispatch
+        self.staff_lang = staff_lang
         self.hurry_cooldown = timedelta(minutes=hurry_cooldown_minutes)
 
     def classify(self, text: str) -> dict:
@@ -100,6 +106,10 @@ class DbDesk:
         if person:
             person.lang = lang
 
+    async def link_staff(self, person_id: int, channel: str, code: str) -> str | None:
+        """Point this person's accounts on `channel` at the staff member holding the code; the staff name."""
+        return await link_staff_identities(self.s, self.clock, person_id, channel, code)
+
     async def create_ticket(self, person_id: int, channel: str, ticket: NewTicket) -> TicketView:
         fields = dict(subject=ticket.subject[:200], estate_id=ticket.estate_id, unit_id=ticket.unit_id,
                       location_text=ticket.location_text[:300], preferred_time=ticket.preferred_time[:100],
@@ -163,6 +173,8 @@ class DbDesk:
             self.s.add(Attachment(ticket_id=tk.id, channel=tk.channel, ref=photo, added_by=owner(person_id),
                                   created_at=self.clock.now()))
         await self.tickets.event(tk, owner(person_id), "info", text or "[photo]")
+        await self.dispatch.tell_groups(self.s, tk, self.clock, t(self.staff_lang, "staff.owner_added",
+                                                                  number=tk.number, text=text), photo_ref=photo)
         return True
 
     async def cancel_ticket(self, person_id: int, number: str) -> bool:
@@ -187,6 +199,8 @@ class DbDesk:
         tk.last_hurry_at = now
         tk.hurry_count += 1
         await self.tickets.event(tk, owner(person_id), "hurry", f"#{tk.hurry_count}")
+        await self.dispatch.tell_groups(self.s, tk, self.clock, t(self.staff_lang, "staff.owner_hurried",
+                                                                  number=tk.number, n=tk.hurry_count))
         return True, 0
 
     async def rate_ticket(self, person_id: int, number: str, stars: int, comment: str) -> bool:

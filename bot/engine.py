@@ -21,6 +21,7 @@ from models import Conversation, Identity, Person
 from .classifier import Classifier, get_classifier
 from .clock import Clock
 from .desk import DbDesk
+from .dispatch import Dispatch
 from .tickets import CLAIM_MINUTES
 
 
@@ -42,6 +43,7 @@ class Engine:
         self.settings = settings
         self.clock = clock or Clock()
         self.classifier = classifier or get_classifier(settings.rules_file)
+        self.dispatch = Dispatch.from_settings(settings)
         self.flow_settings = FlowSettings(
             duty_phone=settings.duty_phone, office_name=settings.office_name,
             max_text_length=settings.max_text_length, hurry_cooldown_minutes=settings.hurry_cooldown_minutes,
@@ -87,7 +89,9 @@ class Engine:
             if conv.flow != "menu" and now - conv.updated_at > timeout:
                 replies.append(Reply(t(lang, "common.expired")))
                 conv.flow, conv.state, conv.data = "menu", "idle", {}
-            ctx = Ctx(desk=DbDesk(session, self.classifier, self.clock, self.settings.hurry_cooldown_minutes),
+            desk = DbDesk(session, self.classifier, self.clock, self.settings.hurry_cooldown_minutes,
+                          self.dispatch, self.settings.staff_lang)
+            ctx = Ctx(desk=desk,
                       channel=sender.channel, chat_id=sender.chat_id, person_id=person.id, lang=lang,
                       flow=conv.flow, state=conv.state, data=dict(conv.data or {}), now=now,
                       settings=self.flow_settings)

@@ -12,6 +12,7 @@ from config.settings import Settings
 from models.db import upgrade_url
 
 from .app import App
+from .delivery import Delivery
 from .seed import is_empty, seed_demo
 from .server import build_app
 from .sweeps import schedule
@@ -26,18 +27,39 @@ async def prepare(app: App, demo: bool) -> None:
             log.info("seeded the demo estates, owners, staff and bills")
 
 
+def build_channels(app: App) -> list:
+    """Every messenger channel whose settings are present (the web chat is part of the server)."""
+    channels = []
+    if app.settings.telegram_token:
+        from .channels.telegram import TelegramChannel
+
+        channels.append(TelegramChannel(app))
+    return channels
+
+
+def build_delivery(app: App, channels: list) -> Delivery:
+    s = app.settings
+    app.delivery = Delivery(app.sessionmaker, app.clock, {c.channel: c for c in channels}, staff_lang=s.staff_lang,
+                            max_attempts=s.delivery_max_attempts, backoff_seconds=s.delivery_backoff_seconds)
+    return app.delivery
+
+
 async def serve(settings: Settings, demo: bool = False, stop: asyncio.Event | None = None) -> None:
     app = App.create(settings)
     await prepare(app, demo)
-    runner = web.AppRunner(build_app(app))
+    channels = build_channels(app)
+    runner = web.AppRunner(build_app(app, channels))
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
     await site.start()
+    for channel in channels:
+        await channel.start()
+    stop = stop or asyncio.Event()
+    delivery_task = asyncio.create_task(build_delivery(app, channels).run_forever(stop))
     scheduler = AsyncIOScheduler()
     schedule(app, scheduler)
     scheduler.start()
     log.info("propdesk is up: web chat on http://%s:%s/", settings.http_host, settings.http_port)
-    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
@@ -47,7 +69,11 @@ async def serve(settings: Settings, demo: bool = False, stop: asyncio.Event | No
     try:
         await stop.wait()
     finally:
+        stop.set()
         scheduler.shutdown(wait=False)
+        await delivery_task
+        for channel in channels:
+            await channel.stop()
         await runner.cleanup()
         await app.close()
 

@@ -37,11 +37,13 @@ async def errors_as_json(request: web.Request, handler):
         return web.json_response({"error": "internal error"}, status=500)
 
 
-def build_app(app: App) -> web.Application:
+def build_app(app: App, channels: list | None = None) -> web.Application:
     webapp = web.Application(middlewares=[errors_as_json], client_max_size=app.settings.max_upload_bytes + 65536)
     webapp[APP_KEY] = app
     webapp.router.add_get("/healthz", healthz)
     if app.settings.web_chat_enabled:
         web_chat.setup(webapp, app)
         staff_web.setup(webapp, app)
+    for channel in channels or []:
+        channel.setup_routes(webapp)
     return webapp

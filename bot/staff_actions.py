@@ -8,6 +8,7 @@ from sqlalchemy.orm import selectinload
 from models import Action, Attachment, Person, Staff, Ticket, allowed_actions
 
 from .clock import Clock
+from .dispatch import NO_DISPATCH, Dispatch
 from .tickets import TicketService
 
 STAFF_ACTIONS = ["claim", "start", "hold", "resume", "resolve", "reject", "reassign", "comment"]
@@ -25,7 +26,8 @@ async def staff_member(session: AsyncSession, staff_id: int) -> Staff:
 
 
 async def act(session: AsyncSession, clock: Clock, *, number: str, staff_id: int, action: str, note: str = "",
-              assignee_id: int | None = None, photo: str = "") -> Ticket:
+              assignee_id: int | None = None, photo: str = "", channel: str = "web",
+              dispatch: Dispatch = NO_DISPATCH) -> Ticket:
     """Apply a staff action; raises StaffActionError with a reason a person can read."""
     staff = await staff_member(session, staff_id)
     ticket = await session.scalar(select(Ticket).where(Ticket.number == number).with_for_update())
@@ -33,17 +35,18 @@ async def act(session: AsyncSession, clock: Clock, *, number: str, staff_id: int
         raise StaffActionError(f"no ticket {number}")
     if action not in STAFF_ACTIONS:
         raise StaffActionError(f"unknown action {action}")
-    svc = TicketService(session, clock)
+    svc = TicketService(session, clock, dispatch)
     actor = f"staff:{staff.id}"
     note = (note or "").strip()[:1000]
     if photo:
-        session.add(Attachment(ticket_id=ticket.id, channel="web", ref=photo, added_by=actor,
+        session.add(Attachment(ticket_id=ticket.id, channel=channel, ref=photo, added_by=actor,
                                created_at=clock.now()))
     if action == "comment":
-        if not note:
+        if not note and not photo:
             raise StaffActionError("a comment needs text")
-        await svc.event(ticket, actor, "comment", note)
-        await svc.notify_owner(ticket, "notify.comment", note=note)
+        await svc.event(ticket, actor, "comment", note or "[photo]")
+        await svc.notify_owner(ticket, "notify.comment", note=note, photo_ref=photo,
+                               choices=[(f"reply:{ticket.number}", "notify.reply_choice")])
         return ticket
     if action not in allowed_actions(ticket.status):
         raise StaffActionError(f"cannot {action} a ticket that is {ticket.status}")

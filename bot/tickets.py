@@ -14,6 +14,7 @@ from models.lifecycle import NEEDS_REASON
 from models.ticket import PREFIX
 
 from .clock import Clock
+from .dispatch import NO_DISPATCH, Dispatch
 
 # How long until the ticket must be claimed / resolved, per urgency (minutes). The SLA issue refines these.
 CLAIM_MINUTES = {"emergency": 5, "high": 30, "normal": 240, "low": 1440}
@@ -34,9 +35,10 @@ async def next_number(session: AsyncSession, kind: str, clock: Clock) -> str:
 
 
 class TicketService:
-    def __init__(self, session: AsyncSession, clock: Clock):
+    def __init__(self, session: AsyncSession, clock: Clock, dispatch: Dispatch = NO_DISPATCH):
         self.s = session
         self.clock = clock
+        self.dispatch = dispatch
 
     async def create(self, *, kind: str, category: str, urgency: str, description: str, channel: str,
                      reporter_id: int | None, actor: str, **fields) -> Ticket:
@@ -54,6 +56,7 @@ class TicketService:
         self.s.add(TicketEvent(ticket_id=ticket.id, at=now, actor=actor, action="create", to_status=ticket.status,
                                note=f"{urgency}/{category}"))
         await self.s.flush()
+        await self.dispatch.announce(self.s, ticket, self.clock)
         return ticket
 
     async def event(self, ticket: Ticket, actor: str, action: str, note: str = "") -> None:
@@ -62,6 +65,7 @@ class TicketService:
                                from_status=ticket.status, to_status=ticket.status, note=note))
         ticket.updated_at = self.clock.now()
         await self.s.flush()
+        await self.dispatch.refresh(self.s, ticket, self.clock)
 
     async def transition(self, ticket: Ticket, action: Action | str, actor: str, note: str = "",
                          assignee_id: int | None = None, notify_owner: bool = True) -> Ticket:
@@ -93,6 +97,7 @@ class TicketService:
         self.s.add(TicketEvent(ticket_id=ticket.id, at=now, actor=actor, action=action, from_status=old,
                                to_status=new, note=note))
         await self.s.flush()
+        await self.dispatch.refresh(self.s, ticket, self.clock)
         if notify_owner and action != Action.CANCEL:
             await self.notify_owner(ticket, f"notify.{action}", note=note,
                                     choices=[("rate:" + ticket.number, "notify.rate_choice")]
@@ -107,7 +112,7 @@ class TicketService:
         return person.name if person else ""
 
     async def notify_owner(self, ticket: Ticket, key: str, note: str = "",
-                           choices: list[tuple[str, str]] | None = None) -> int:
+                           choices: list[tuple[str, str]] | None = None, photo_ref: str = "") -> int:
         """Queue a message to every active chat identity of the reporter, in their language."""
         if ticket.reporter_id is None:
             return 0
@@ -117,7 +122,8 @@ class TicketService:
         staff = await self.staff_name(ticket.assignee_id)
         lang = (reporter.lang if reporter else None) or "zh"
         text = t(lang, key, number=ticket.number, note=note, staff=staff or label(lang, "status", "assigned"))
-        payload = {"text": text, "choices": [{"id": cid, "label": t(lang, lbl)} for cid, lbl in (choices or [])]}
+        payload = {"text": text, "choices": [{"id": cid, "label": t(lang, lbl)} for cid, lbl in (choices or [])],
+                   "photo_ref": photo_ref}
         for ident in identities:
             self.s.add(OutboxMessage(channel=ident.channel, chat_id=ident.chat_id, payload=payload,
                                      ticket_id=ticket.id, created_at=self.clock.now()))

@@ -4,13 +4,31 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+
+class StaffGroup(BaseModel):
+    """A staff chat that receives ticket cards: a Telegram group (chat id) or, later, a WeCom robot (key)."""
+
+    channel: str = "telegram"
+    chat_id: str
+
+
+class Route(BaseModel):
+    """Tickets matching every non-empty field go to `groups`; an empty field matches anything."""
+
+    groups: list[str]
+    estate: list[str] = []  # estate codes
+    kind: list[str] = []
+    category: list[str] = []
+    urgency: list[str] = []
+    building: list[str] = []
 
 
 class Settings(BaseSettings):
@@ -40,6 +58,28 @@ class Settings(BaseSettings):
     # The local web chat and its staff pane (the embedded default channel). Meant for loopback or an intranet.
     web_chat_enabled: bool = True
     max_upload_bytes: int = 10 * 1024 * 1024
+
+    # Staff groups by name, and the routing of tickets to them (first matching routes; else default_group,
+    # or every group when that is unset). As JSON in the environment, or tables in the TOML file.
+    staff_groups: dict[str, StaffGroup] = {}
+    routes: list[Route] = []
+    default_group: str | None = None
+    # Language of staff cards and staff-side messages.
+    staff_lang: str = "zh"
+
+    # Telegram: the channel starts when the token is set. The base URL also serves a self-hosted Bot API server.
+    telegram_token: str | None = None
+    telegram_api_base_url: str = "https://api.telegram.org"
+    # Webhook mode when set (served by propdesk's own aiohttp server); polling otherwise.
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: str | None = None
+    telegram_webhook_path: str = "/telegram/webhook"
+    # How often a 429 (flood limit) is retried after its retry_after before the outbox takes over.
+    telegram_max_retries: int = 5
+
+    # Outbox delivery: attempts before a message is marked failed, and the first retry's delay (doubles).
+    delivery_max_attempts: int = 8
+    delivery_backoff_seconds: float = 2.0
 
     @classmethod
     def settings_customise_sources(

@@ -58,6 +58,10 @@ async def handle(ctx: Ctx, msg: Inbound) -> None:
         show_menu(ctx, "menu.lang_switched")
     elif choice_of(msg).startswith("rate:"):
         await tickets.start_rating(ctx, choice_of(msg)[5:])
+    elif choice_of(msg).startswith("reply:"):
+        await tickets.start_reply(ctx, choice_of(msg)[6:])
+    elif command == "link":
+        await _link_staff(ctx, msg.args)
     elif command == "start" and msg.args:
         await _deep_link(ctx, msg.args)
     elif command in ("start", "help", "menu") or word in MENU_WORDS:
@@ -80,6 +84,15 @@ async def _deep_link(ctx: Ctx, payload: str) -> None:
         show_menu(ctx, "menu.welcome")
         return
     await repair.start(ctx, location=place, estate_id=estate_id)
+
+
+async def _link_staff(ctx: Ctx, code: str) -> None:
+    """A staff member links this chat account with the one-time code an administrator gave them."""
+    if not code.strip():
+        ctx.say("link.usage")
+        return
+    name = await ctx.desk.link_staff(ctx.person_id, ctx.channel, code.strip())
+    ctx.say("link.ok" if name else "link.bad", name=name or "")
 
 
 def _remember_choices(ctx: Ctx) -> None:

@@ -76,6 +76,18 @@ async def start_rating(ctx: Ctx, number: str) -> None:
     ctx.say("tickets.rate_prompt", STARS)
 
 
+async def start_reply(ctx: Ctx, number: str) -> None:
+    """The owner answers a staff message about their ticket: what they send goes under the ticket's card."""
+    tk = await ctx.desk.ticket(ctx.person_id, number)
+    if tk is None:
+        ctx.say("tickets.not_found", number=number)
+        show_menu(ctx, "menu.more")
+        return
+    ctx.goto(FLOW, S.ADD_INFO)
+    ctx.data = {"number": tk.number}
+    ctx.say("tickets.reply_prompt", [DONE], number=tk.number)
+
+
 async def step(ctx: Ctx, msg: Inbound) -> None:
     choice = choice_of(msg)
     text = clean_text(msg.text) if msg.kind == "text" else ""

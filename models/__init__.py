@@ -4,11 +4,11 @@ from .conversation import Conversation, OutboxMessage
 from .estate import Binding, Building, Estate, Identity, Person, Residency, Staff, StaffEstate, Unit
 from .fee import Bill, Payment
 from .lifecycle import Action, Status, TransitionError, allowed_actions, next_status
-from .ticket import Attachment, Ticket, TicketCounter, TicketEvent
+from .ticket import Attachment, Ticket, TicketCard, TicketCounter, TicketEvent
 
 __all__ = [
     "Base", "utcnow", "Conversation", "OutboxMessage", "Binding", "Building", "Estate", "Identity",
     "Person", "Residency", "Staff", "StaffEstate", "Unit", "Bill", "Payment", "Action", "Status",
     "TransitionError", "allowed_actions", "next_status", "Attachment", "Ticket", "TicketCounter",
-    "TicketEvent",
+    "TicketEvent", "TicketCard",
 ]

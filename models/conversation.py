@@ -24,13 +24,20 @@ class OutboxMessage(Base):
     """A message to an owner or a staff group, written in the same transaction as its cause."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_channel_chat", "channel", "chat_id", "id"),)
+    __table_args__ = (Index("ix_outbox_channel_chat", "channel", "chat_id", "id"),
+                      Index("ix_outbox_due", "status", "next_attempt_at"))
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
     chat_id: Mapped[str] = mapped_column(String(128))
+    # "message": a text (with choices or a photo) as given; "card": the ticket's staff card, rendered at send time
+    # from the ticket's current state (so queued updates of one card collapse into one edit).
+    kind: Mapped[str] = mapped_column(String(16), default="message")
     payload: Mapped[dict] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending | sent | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     ticket_id: Mapped[int | None] = mapped_column(Integer, default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Not before this time: a retry's backoff, or a worker's lease while it sends.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    last_error: Mapped[str] = mapped_column(String(500), default="")
     sent_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)

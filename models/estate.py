@@ -104,6 +104,9 @@ class Staff(Base):
     trade: Mapped[str | None] = mapped_column(String(32), default=None)  # plumber, electrician ...
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     password_hash: Mapped[str | None] = mapped_column(String(200), default=None)
+    # A one-time code the staff member sends to the bot (/link CODE) to link a chat account.
+    link_code: Mapped[str | None] = mapped_column(String(16), unique=True, default=None)
+    link_code_expires_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     person: Mapped[Person] = relationship()
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, utcnow
@@ -87,3 +87,18 @@ class TicketCounter(Base):
     prefix: Mapped[str] = mapped_column(String(8), primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TicketCard(Base):
+    """A ticket's card in one staff group: edited in place as the ticket changes, one per ticket per group."""
+
+    __tablename__ = "ticket_cards"
+    __table_args__ = (UniqueConstraint("ticket_id", "channel", "chat_id"),
+                      Index("ix_ticket_cards_message", "channel", "chat_id", "message_id"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    group: Mapped[str] = mapped_column(String(64))  # the staff group's name in config
+    channel: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(128))
+    message_id: Mapped[str | None] = mapped_column(String(64), default=None)  # set once the card is posted
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

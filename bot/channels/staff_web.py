@@ -54,7 +54,8 @@ class StaffPane:
         try:
             async with self.app.sessionmaker() as s, s.begin():
                 tk = await act(s, self.app.clock, number=request.match_info["number"], staff_id=staff_id,
-                               action=action, note=note, assignee_id=assignee)
+                               action=action, note=note, assignee_id=assignee,
+                               dispatch=self.app.engine.dispatch)
                 card = await ticket_card(s, tk, self.app.clock)
         except StaffActionError as exc:
             return web.json_response({"error": str(exc)}, status=409)

@@ -1,0 +1,71 @@
+"""A ticket's staff card, channel-neutral: lines of text and action buttons that each staff channel renders."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.common import mask_phone
+from handlers.i18n import label, t
+from models import Ticket, allowed_actions
+
+from .clock import Clock
+from .staff_actions import ticket_card
+
+ICONS = {"emergency": "🔴", "high": "🟠", "normal": "🔵", "low": "⚪"}
+# The buttons a card offers, in this order, when the ticket's status allows them.
+CARD_ACTIONS = ["claim", "start", "resolve", "hold", "resume", "reject", "reassign"]
+NUMBER_PATTERN = r"\b(?:BX|TS)-\d{8}-\d{4}\b"
+
+
+@dataclass
+class Card:
+    number: str
+    text: str
+    buttons: list[tuple[str, str]] = field(default_factory=list)  # (action, label)
+    photos: list[str] = field(default_factory=list)  # channel references of the ticket's photos
+
+
+def _when(clock: Clock, at: datetime | None) -> str:
+    return clock.local(at).strftime("%m-%d %H:%M") if at else "-"
+
+
+async def build_card(session: AsyncSession, ticket: Ticket, clock: Clock, lang: str = "zh") -> Card:
+    info = await ticket_card(session, ticket, clock)
+    lines = [t(lang, "card.header", icon=ICONS.get(ticket.urgency, "🔵"), urgency=label(lang, "urgency", ticket.urgency),
+               kind=label(lang, "kind", ticket.kind), number=ticket.number),
+             t(lang, "card.status", status=label(lang, "status", ticket.status), assignee=info["assignee"] or "-"),
+             t(lang, "card.category", category=label(lang, "category", ticket.category))]
+    if info["location"]:
+        lines.append(t(lang, "card.location", location=info["location"]))
+    if ticket.subject:
+        lines.append(t(lang, "card.subject", subject=ticket.subject))
+    lines.append(t(lang, "card.description", description=ticket.description[:1500]))
+    if ticket.preferred_time:
+        lines.append(t(lang, "card.visit", time=ticket.preferred_time))
+    if ticket.anonymous:
+        lines.append(t(lang, "card.anonymous"))
+    else:
+        # Masked on the card: a group may hold people who are not staff; staff see it in full by button.
+        lines.append(t(lang, "card.contact", name=info["contact"] or "-", phone=mask_phone(ticket.contact_phone)))
+    if ticket.status not in ("resolved", "closed", "cancelled"):
+        lines.append(t(lang, "card.due", claim_due=_when(clock, ticket.claim_due_at),
+                       resolve_due=_when(clock, ticket.resolve_due_at)))
+        late = [d for d in (ticket.claim_due_at if ticket.status == "new" else None, ticket.resolve_due_at) if d]
+        if any(clock.now() > d for d in late):
+            lines.append(t(lang, "card.overdue"))
+    if info["photos"]:
+        lines.append(t(lang, "card.photos", n=len(info["photos"])))
+    if ticket.hurry_count:
+        lines.append(t(lang, "card.hurried", n=ticket.hurry_count))
+    if ticket.status == "rejected" and ticket.reject_reason:
+        lines.append(t(lang, "card.reject_reason", reason=ticket.reject_reason))
+    if ticket.rating:
+        lines.append(t(lang, "card.rating", stars="★" * ticket.rating))
+    lines.append(t(lang, "card.reply_hint"))
+    allowed = {a.value for a in allowed_actions(ticket.status)}
+    buttons = [(a, label(lang, "action", a)) for a in CARD_ACTIONS if a in allowed]
+    if ticket.status not in ("closed", "cancelled"):
+        buttons.append(("contact", t(lang, "card.button.contact")))
+    return Card(number=ticket.number, text="\n".join(lines), buttons=buttons, photos=info["photos"])

@@ -1,0 +1,258 @@
+"""Telegram: owners in private chats and staff groups, over python-telegram-bot (polling or our own webhook).
+
+The adapter only translates: a Telegram message or button press becomes an `Inbound` for the engine, and the
+engine's `Reply`s become messages with inline keyboards. Staff groups are handled in `telegram_staff`.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import secrets
+from pathlib import Path
+
+from aiohttp import web
+from telegram import (BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeAllGroupChats,
+                      InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters, Update)
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
+
+from bot.app import App
+from bot.cards import Card
+from bot.delivery import DeliveryError
+from bot.engine import Sender
+from handlers.messages import Inbound, Reply
+
+from .telegram_staff import TelegramStaff
+
+CHANNEL = "telegram"
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+WEBHOOK_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+log = logging.getLogger("propdesk.telegram")
+
+# (command, Chinese description, English description): registered with setMyCommands in both languages.
+OWNER_COMMANDS = [("start", "主菜单", "Main menu"), ("repair", "报修", "Report a repair"),
+                  ("complain", "投诉", "Make a complaint"), ("fees", "缴费查询", "Fees and payments"),
+                  ("mytickets", "我的工单", "My tickets"), ("bind", "绑定房屋", "Bind my home"),
+                  ("cancel", "取消当前操作", "Cancel"), ("help", "帮助", "Help"), ("lang", "中文 / English", "Language")]
+STAFF_COMMANDS = [("open", "本群未完成工单", "Open tickets of this group"), ("mine", "我负责的工单", "My tickets"),
+                  ("ticket", "查看工单", "Show a ticket")]
+# Message content that has no meaning for the flows, by the attribute that carries it.
+UNSUPPORTED = ("sticker", "voice", "video_note", "video", "audio", "animation", "document", "poll", "dice", "game")
+
+
+def inbound_from(message) -> Inbound:  # noqa: ANN001 - a telegram.Message
+    """Translate a Telegram message into the core's inbound message."""
+    if message.text:
+        return Inbound.text_or_command(message.text)
+    if message.photo:
+        return Inbound(kind="photo", photo_ref="tg:" + message.photo[-1].file_id, text=message.caption or "")
+    if message.venue:
+        loc = message.venue.location
+        return Inbound(kind="location", latitude=loc.latitude, longitude=loc.longitude,
+                       text=f"{message.venue.title} {message.venue.address}".strip())
+    if message.location:
+        return Inbound(kind="location", latitude=message.location.latitude, longitude=message.location.longitude)
+    if message.contact and message.contact.phone_number:
+        return Inbound(kind="text", text=message.contact.phone_number)
+    kind = next((name for name in UNSUPPORTED if getattr(message, name, None)), "message")
+    return Inbound(kind="unsupported", raw_type=kind, text=message.caption or "")
+
+
+def keyboard(choices: list[dict]) -> InlineKeyboardMarkup | None:
+    """Choices as inline buttons: two a row, one when a label is long."""
+    if not choices:
+        return None
+    rows: list[list[InlineKeyboardButton]] = []
+    for c in choices:
+        button = InlineKeyboardButton(c["label"][:64], callback_data=c["id"][:64])
+        if rows and len(rows[-1]) == 1 and len(c["label"]) <= 12 and len(rows[-1][0].text) <= 12:
+            rows[-1].append(button)
+        else:
+            rows.append([button])
+    return InlineKeyboardMarkup(rows)
+
+
+def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """Split at line breaks (else at the limit) so no piece exceeds Telegram's limit."""
+    pieces: list[str] = []
+    while len(text) > limit:
+        cut = text.rfind("\n", 0, limit)
+        cut = cut if cut > limit // 2 else limit
+        pieces.append(text[:cut])
+        text = text[cut:].lstrip("\n")
+    return pieces + [text] if text or not pieces else pieces
+
+
+def as_delivery_error(exc: TelegramError) -> DeliveryError:
+    if isinstance(exc, RetryAfter):
+        retry = exc.retry_after.total_seconds() if hasattr(exc.retry_after, "total_seconds") else exc.retry_after
+        return DeliveryError(str(exc), retry_after=float(retry))
+    if isinstance(exc, (Forbidden, BadRequest)):  # blocked by the user, chat gone, malformed: retrying won't help
+        return DeliveryError(str(exc), permanent=True)
+    return DeliveryError(str(exc))  # network errors and timeouts: retry with backoff
+
+
+class TelegramChannel:
+    channel = CHANNEL
+
+    def __init__(self, app: App):
+        self.app = app
+        s = app.settings
+        base = s.telegram_api_base_url.rstrip("/")
+        builder = (Application.builder().token(s.telegram_token).base_url(f"{base}/bot")
+                   .base_file_url(f"{base}/file/bot")
+                   .rate_limiter(AIORateLimiter(max_retries=s.telegram_max_retries)))
+        self.webhook = bool(s.telegram_webhook_url)
+        self.secret = s.telegram_webhook_secret or secrets.token_urlsafe(24)
+        if self.webhook:
+            builder = builder.updater(None)
+        self.ptb = builder.build()
+        self.uploads = Path(s.upload_dir)
+        self.staff = TelegramStaff(self)
+        self.ptb.add_handler(CallbackQueryHandler(self.staff.on_button, pattern=r"^tk:"))
+        self.ptb.add_handler(CallbackQueryHandler(self.on_private_choice))
+        self.ptb.add_handler(MessageHandler(filters.ChatType.PRIVATE, self.on_private_message))
+        for handler in self.staff.group_handlers():
+            self.ptb.add_handler(handler)
+        self.ptb.add_error_handler(self.on_error)
+
+    @property
+    def bot(self):  # noqa: ANN201
+        return self.ptb.bot
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    def setup_routes(self, webapp: web.Application) -> None:
+        if self.webhook:
+            webapp.router.add_post(self.app.settings.telegram_webhook_path, self.on_webhook)
+
+    async def start(self) -> None:
+        await self.ptb.initialize()
+        await self.register_commands()
+        await self.ptb.start()
+        allowed = ["message", "callback_query"]
+        if self.webhook:
+            await self.bot.set_webhook(self.app.settings.telegram_webhook_url, secret_token=self.secret,
+                                       allowed_updates=allowed)
+        else:
+            await self.bot.delete_webhook()
+            await self.ptb.updater.start_polling(allowed_updates=allowed, poll_interval=0.0, timeout=10)
+        log.info("telegram channel up as @%s (%s)", self.bot.username, "webhook" if self.webhook else "polling")
+
+    async def stop(self) -> None:
+        if self.ptb.updater and self.ptb.updater.running:
+            await self.ptb.updater.stop()
+        if self.ptb.running:
+            await self.ptb.stop()
+        await self.ptb.shutdown()
+
+    async def register_commands(self) -> None:
+        for lang, idx in (("zh", 1), ("en", 2), (None, 1)):
+            kw = {"language_code": lang} if lang else {}
+            await self.bot.set_my_commands([BotCommand(c[0], c[idx]) for c in OWNER_COMMANDS],
+                                           scope=BotCommandScopeAllPrivateChats(), **kw)
+            await self.bot.set_my_commands([BotCommand(c[0], c[idx]) for c in STAFF_COMMANDS],
+                                           scope=BotCommandScopeAllGroupChats(), **kw)
+
+    async def on_webhook(self, request: web.Request) -> web.Response:
+        """Telegram's POST: only with the right secret header; the update is queued for PTB to process."""
+        given = request.headers.get(WEBHOOK_SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode(), self.secret.encode()):
+            return web.json_response({"error": "forbidden"}, status=403)
+        try:
+            data = json.loads(await request.read())
+            update = Update.de_json(data, self.bot)
+        except Exception:  # noqa: BLE001 - not an update
+            return web.json_response({"error": "malformed update"}, status=400)
+        await self.ptb.update_queue.put(update)
+        return web.json_response({"ok": True})
+
+    async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("telegram update %s failed", getattr(update, "update_id", "?"), exc_info=context.error)
+
+    # -- owners --------------------------------------------------------------------------------------------------
+    def sender(self, update: Update) -> Sender:
+        user, chat = update.effective_user, update.effective_chat
+        return Sender(CHANNEL, str(chat.id), str(user.id), user.full_name or "", user.language_code)
+
+    async def on_private_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if update.effective_user is None or update.effective_message is None:
+            return
+        await self.converse(update, inbound_from(update.effective_message))
+
+    async def on_private_choice(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        await query.answer()
+        if query.message is None or query.message.chat.type != "private":
+            return
+        await self.converse(update, Inbound(kind="choice", choice=query.data or ""))
+
+    async def converse(self, update: Update, msg: Inbound) -> None:
+        replies = await self.app.engine.handle(self.sender(update), msg)
+        self.app.wake_delivery()
+        await self.reply(update.effective_chat.id, replies)
+
+    async def reply(self, chat_id: int, replies: list[Reply]) -> None:
+        """Send the engine's answers now; what Telegram does not take is queued for the delivery worker."""
+        for i, reply in enumerate(replies):
+            try:
+                await self.send(str(chat_id), reply.as_dict())
+            except DeliveryError as exc:
+                log.warning("reply to %s not sent (%s): queued for retry", chat_id, exc)
+                await self.app.queue_messages(CHANNEL, str(chat_id), [r.as_dict() for r in replies[i:]])
+                return
+
+    # -- the delivery worker's outlet ----------------------------------------------------------------------------
+    def photo_input(self, ref: str):  # noqa: ANN201
+        """A photo reference as Telegram takes it: our own file_id, or the bytes of a web upload."""
+        kind, _, value = ref.partition(":")
+        if kind == "tg":
+            return value
+        if kind == "web" and "/" not in value and (self.uploads / value).is_file():
+            return (self.uploads / value).read_bytes()
+        return None
+
+    async def send(self, chat_id: str, payload: dict, reply_to: str | None = None) -> str | None:
+        text = payload.get("text", "")
+        markup = keyboard(payload.get("choices") or [])
+        reply = ReplyParameters(message_id=int(reply_to), allow_sending_without_reply=True) if reply_to else None
+        photo = self.photo_input(payload.get("photo_ref", "")) if payload.get("photo_ref") else None
+        try:
+            if photo is not None:
+                caption_fits = len(text) <= CAPTION_LIMIT
+                sent = await self.bot.send_photo(int(chat_id), photo, caption=text if caption_fits else None,
+                                                 reply_markup=markup if caption_fits else None,
+                                                 reply_parameters=reply)
+                if caption_fits:
+                    return str(sent.message_id)
+            pieces = split_text(text or "📷")
+            for n, piece in enumerate(pieces):
+                last = n == len(pieces) - 1
+                sent = await self.bot.send_message(int(chat_id), piece, reply_markup=markup if last else None,
+                                                   reply_parameters=reply if n == 0 else None)
+            return str(sent.message_id)
+        except TelegramError as exc:
+            raise as_delivery_error(exc) from exc
+
+    async def put_card(self, chat_id: str, card: Card, message_id: str | None) -> str:
+        markup = InlineKeyboardMarkup([
+            [InlineKeyboardButton(lbl, callback_data=f"tk:{action}:{card.number}") for action, lbl in row]
+            for row in (card.buttons[i:i + 3] for i in range(0, len(card.buttons), 3))])
+        text = card.text[:TEXT_LIMIT]
+        try:
+            if message_id:
+                try:
+                    await self.bot.edit_message_text(text, chat_id=int(chat_id), message_id=int(message_id),
+                                                     reply_markup=markup)
+                    return message_id
+                except BadRequest as exc:
+                    if "not modified" in str(exc).lower():
+                        return message_id
+                    if "not found" not in str(exc).lower():
+                        raise
+                    # The card was deleted in the group: post it again.
+            sent = await self.bot.send_message(int(chat_id), text, reply_markup=markup)
+            return str(sent.message_id)
+        except TelegramError as exc:
+            raise as_delivery_error(exc) from exc

@@ -1,0 +1,208 @@
+"""The outbox delivery worker: sends queued messages and cards through each channel's outlet, with retries.
+
+Rows are claimed with a lease (next_attempt_at pushed ahead) under `FOR UPDATE SKIP LOCKED`, so several workers
+never send one row twice and a worker that dies mid-send leaves its rows to be picked up when the lease runs out.
+Messages to one chat go out in order; a failure holds back the rest of that chat until its retry.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from datetime import timedelta
+from typing import Protocol
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from models import OutboxMessage, Ticket, TicketCard, TicketEvent
+
+from .cards import Card, build_card
+from .clock import Clock
+
+log = logging.getLogger("propdesk.delivery")
+
+
+class DeliveryError(Exception):
+    """A send that did not go through: retried later (after retry_after when given) unless permanent."""
+
+    def __init__(self, message: str, retry_after: float | None = None, permanent: bool = False):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.permanent = permanent
+
+
+class Outlet(Protocol):
+    """What a channel offers the delivery worker."""
+
+    channel: str
+
+    async def send(self, chat_id: str, payload: dict, reply_to: str | None = None) -> str | None:
+        """Send a text (with choices) or a photo; the platform's message id."""
+
+    async def put_card(self, chat_id: str, card: Card, message_id: str | None) -> str:
+        """Post the card, or edit it in place when it has a message id; the message id."""
+
+
+class Delivery:
+    def __init__(self, sessionmaker: async_sessionmaker, clock: Clock, outlets: dict[str, Outlet], *,
+                 staff_lang: str = "zh", batch: int = 100, lease_seconds: float = 120, max_attempts: int = 8,
+                 backoff_seconds: float = 2.0):
+        self.sm = sessionmaker
+        self.clock = clock
+        self.outlets = outlets
+        self.staff_lang = staff_lang
+        self.batch = batch
+        self.lease = timedelta(seconds=lease_seconds)
+        self.max_attempts = max_attempts
+        self.backoff = backoff_seconds
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Something was queued: look now rather than at the next tick."""
+        self._wake.set()
+
+    async def claim(self) -> list[OutboxMessage]:
+        now = self.clock.now()
+        async with self.sm() as s, s.begin():
+            rows = (await s.scalars(
+                select(OutboxMessage)
+                .where(OutboxMessage.status == "pending", OutboxMessage.channel.in_(list(self.outlets)),
+                       or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now))
+                .order_by(OutboxMessage.id).limit(self.batch).with_for_update(skip_locked=True))).all()
+            for row in rows:
+                row.next_attempt_at = now + self.lease
+        return list(rows)
+
+    async def run_once(self) -> int:
+        """Claim what is due and send it; the number of rows settled (sent, merged or failed for good)."""
+        rows = await self.claim()
+        if not rows:
+            return 0
+        chats: dict[tuple[str, str], list[OutboxMessage]] = defaultdict(list)
+        for row in rows:
+            chats[(row.channel, row.chat_id)].append(row)
+        done = await asyncio.gather(*(self._send_chat(chat_rows) for chat_rows in chats.values()))
+        return sum(done)
+
+    async def _send_chat(self, rows: list[OutboxMessage]) -> int:
+        # Of several queued updates of one card, only the last needs sending: it renders the current state.
+        last_card = {row.ticket_id: row.id for row in rows if row.kind == "card"}
+        settled = 0
+        for i, row in enumerate(rows):
+            if row.kind == "card" and last_card[row.ticket_id] != row.id:
+                await self._settle(row, "sent", note="merged into a later update")
+                settled += 1
+                continue
+            try:
+                await self._send(row)
+            except DeliveryError as exc:
+                retry_at = await self._failed(row, exc)
+                if retry_at is not None:
+                    await self._hold_back(rows[i + 1:], retry_at)
+                    return settled
+                settled += 1
+            except Exception as exc:  # noqa: BLE001 - an outlet bug must not stop the worker
+                log.exception("delivery of outbox row %s failed", row.id)
+                retry_at = await self._failed(row, DeliveryError(repr(exc)))
+                if retry_at is not None:
+                    await self._hold_back(rows[i + 1:], retry_at)
+                    return settled
+                settled += 1
+            else:
+                settled += 1
+        return settled
+
+    async def _send(self, row: OutboxMessage) -> None:
+        outlet = self.outlets[row.channel]
+        if row.kind == "card":
+            await self._send_card(outlet, row)
+            return
+        reply_to = None
+        if row.payload.get("reply_to_card") and row.ticket_id:
+            async with self.sm() as s:
+                reply_to = await s.scalar(select(TicketCard.message_id).where(
+                    TicketCard.ticket_id == row.ticket_id, TicketCard.channel == row.channel,
+                    TicketCard.chat_id == row.chat_id))
+        await outlet.send(row.chat_id, row.payload, reply_to=reply_to)
+        await self._settle(row, "sent")
+
+    async def _send_card(self, outlet: Outlet, row: OutboxMessage) -> None:
+        async with self.sm() as s:
+            ticket = await s.get(Ticket, row.ticket_id)
+            slot = await s.scalar(select(TicketCard).where(
+                TicketCard.ticket_id == row.ticket_id, TicketCard.channel == row.channel,
+                TicketCard.chat_id == row.chat_id))
+            if ticket is None or slot is None:
+                await self._settle(row, "failed", note="no such ticket card")
+                return
+            card = await build_card(s, ticket, self.clock, self.staff_lang)
+        first_post = slot.message_id is None
+        message_id = await outlet.put_card(row.chat_id, card, slot.message_id)
+        async with self.sm() as s, s.begin():
+            slot = await s.get(TicketCard, slot.id)
+            slot.message_id = str(message_id)
+            await self._settle(row, "sent", session=s)
+        if first_post:
+            for ref in card.photos[:10]:
+                try:
+                    await outlet.send(row.chat_id, {"text": "", "photo_ref": ref}, reply_to=str(message_id))
+                except Exception as exc:  # noqa: BLE001 - the card is out; a photo that cannot go is noted
+                    log.warning("photo %s of %s not posted to %s: %s", ref, card.number, row.chat_id, exc)
+
+    async def _settle(self, row: OutboxMessage, status: str, note: str = "", session=None) -> None:  # noqa: ANN001
+        async def apply(s) -> None:  # noqa: ANN001
+            db_row = await s.get(OutboxMessage, row.id)
+            db_row.status = status
+            db_row.attempts += 1
+            db_row.last_error = note[:500]
+            db_row.next_attempt_at = None
+            if status == "sent":
+                db_row.sent_at = self.clock.now()
+            elif row.ticket_id:
+                # Failed for good: say so on the ticket, where staff see it.
+                s.add(TicketEvent(ticket_id=row.ticket_id, at=self.clock.now(), actor="system",
+                                  action="undelivered", note=f"{row.channel}:{row.chat_id} {note}"[:1000]))
+
+        if session is not None:
+            await apply(session)
+            return
+        async with self.sm() as s, s.begin():
+            await apply(s)
+
+    async def _failed(self, row: OutboxMessage, exc: DeliveryError):  # noqa: ANN201
+        """Record a failed attempt; the time of the next one, or None when it failed for good."""
+        async with self.sm() as s, s.begin():
+            db_row = await s.get(OutboxMessage, row.id)
+            attempts = db_row.attempts + 1
+            if exc.permanent or attempts >= self.max_attempts:
+                log.warning("outbox row %s to %s:%s failed for good: %s", row.id, row.channel, row.chat_id, exc)
+                await self._settle(row, "failed", note=str(exc), session=s)
+                return None
+            delay = exc.retry_after if exc.retry_after is not None else self.backoff * 2 ** (attempts - 1)
+            db_row.attempts = attempts
+            db_row.last_error = str(exc)[:500]
+            db_row.next_attempt_at = self.clock.now() + timedelta(seconds=delay)
+            log.info("outbox row %s to %s:%s: retry in %.1fs (%s)", row.id, row.channel, row.chat_id, delay, exc)
+            return db_row.next_attempt_at
+
+    async def _hold_back(self, rows: list[OutboxMessage], retry_at) -> None:  # noqa: ANN001
+        """Later messages of a chat wait for the earlier one, so the owner reads them in order."""
+        if not rows:
+            return
+        async with self.sm() as s, s.begin():
+            for row in rows:
+                (await s.get(OutboxMessage, row.id)).next_attempt_at = retry_at
+
+    async def run_forever(self, stop: asyncio.Event, interval: float = 1.0) -> None:
+        while not stop.is_set():
+            try:
+                while await self.run_once():
+                    pass
+            except Exception:  # noqa: BLE001 - e.g. the database restarting: try again next tick
+                log.exception("delivery sweep failed")
+            self._wake.clear()
+            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+            await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()

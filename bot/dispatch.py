@@ -1,0 +1,98 @@
+"""Dispatch: which staff groups see a ticket, and the outbox rows that put and keep its card there.
+
+Cards are queued, not sent: an outbox row of kind "card" is rendered from the ticket's state when the delivery
+worker sends it, so several changes in a row become one edit of the same message.
+"""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from config.settings import Route, Settings, StaffGroup
+from models import Building, Estate, OutboxMessage, Ticket, TicketCard, Unit
+
+from .clock import Clock
+
+
+def _matches(route: Route, facts: dict[str, str]) -> bool:
+    return all(not allowed or facts.get(field, "") in allowed
+               for field, allowed in (("estate", route.estate), ("kind", route.kind),
+                                      ("category", route.category), ("urgency", route.urgency),
+                                      ("building", route.building)))
+
+
+class Dispatch:
+    """Routing rules from settings, applied to tickets inside the caller's transaction."""
+
+    def __init__(self, groups: dict[str, StaffGroup], routes: list[Route], default_group: str | None = None):
+        self.groups = groups
+        self.routes = routes
+        self.default_group = default_group
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Dispatch":
+        return cls(settings.staff_groups, settings.routes, settings.default_group)
+
+    def group_names(self, facts: dict[str, str]) -> list[str]:
+        """The groups for a ticket with these facts (estate code, kind, category, urgency, building)."""
+        names: list[str] = []
+        for route in self.routes:
+            if _matches(route, facts):
+                names += [g for g in route.groups if g in self.groups and g not in names]
+        if names:
+            return names
+        if self.default_group in self.groups:
+            return [self.default_group]
+        return list(self.groups)
+
+    async def facts(self, session: AsyncSession, ticket: Ticket) -> dict[str, str]:
+        facts = {"kind": ticket.kind, "category": ticket.category, "urgency": ticket.urgency}
+        if ticket.unit_id:
+            building = await session.scalar(select(Building).join(Unit, Unit.building_id == Building.id)
+                                            .where(Unit.id == ticket.unit_id))
+            facts["building"] = building.name if building else ""
+        if ticket.estate_id:
+            estate = await session.get(Estate, ticket.estate_id)
+            facts["estate"] = estate.code if estate else ""
+        return facts
+
+    async def announce(self, session: AsyncSession, ticket: Ticket, clock: Clock) -> list[TicketCard]:
+        """Give a new ticket a card in each of its groups."""
+        cards = []
+        for name in self.group_names(await self.facts(session, ticket)):
+            group = self.groups[name]
+            card = TicketCard(ticket_id=ticket.id, group=name, channel=group.channel, chat_id=group.chat_id,
+                              created_at=clock.now())
+            session.add(card)
+            cards.append(card)
+            session.add(OutboxMessage(channel=group.channel, chat_id=group.chat_id, kind="card", payload={},
+                                      ticket_id=ticket.id, created_at=clock.now()))
+        await session.flush()
+        return cards
+
+    async def refresh(self, session: AsyncSession, ticket: Ticket, clock: Clock) -> None:
+        """Queue an edit of every card of the ticket, unless one is already waiting to be sent."""
+        cards = (await session.scalars(select(TicketCard).where(TicketCard.ticket_id == ticket.id))).all()
+        for card in cards:
+            waiting = await session.scalar(select(OutboxMessage.id).where(
+                OutboxMessage.ticket_id == ticket.id, OutboxMessage.kind == "card",
+                OutboxMessage.channel == card.channel, OutboxMessage.chat_id == card.chat_id,
+                OutboxMessage.status == "pending").limit(1))
+            if waiting is None:
+                session.add(OutboxMessage(channel=card.channel, chat_id=card.chat_id, kind="card", payload={},
+                                          ticket_id=ticket.id, created_at=clock.now()))
+        await session.flush()
+
+    async def tell_groups(self, session: AsyncSession, ticket: Ticket, clock: Clock, text: str,
+                          photo_ref: str = "") -> int:
+        """A message under the ticket's card in each group (e.g. what the owner added)."""
+        cards = (await session.scalars(select(TicketCard).where(TicketCard.ticket_id == ticket.id))).all()
+        for card in cards:
+            session.add(OutboxMessage(channel=card.channel, chat_id=card.chat_id, ticket_id=ticket.id,
+                                      payload={"text": text, "photo_ref": photo_ref, "reply_to_card": True},
+                                      created_at=clock.now()))
+        await session.flush()
+        return len(cards)
+
+
+NO_DISPATCH = Dispatch({}, [])

@@ -25,6 +25,7 @@ class Call:
     method: str
     params: dict
     at: float = field(default_factory=time.monotonic)
+    ok: bool = True  # False when the fake answered with an error
 
 
 def _decode(value):
@@ -72,8 +73,9 @@ class FakeBotAPI:
                 and (chat_id is None or int(c.params.get("chat_id", 0)) == chat_id)]
 
     def texts(self, chat_id: int) -> list[str]:
+        """What reached the chat: the texts and captions of the send calls that succeeded."""
         return [c.params.get("text") or c.params.get("caption") or "" for c in self.calls
-                if c.method in SEND_METHODS and int(c.params.get("chat_id", 0)) == chat_id]
+                if c.ok and c.method in SEND_METHODS and int(c.params.get("chat_id", 0)) == chat_id]
 
     async def wait_for(self, predicate, timeout: float = 10.0):  # noqa: ANN001
         """Poll until predicate(self) is truthy; its value."""
@@ -119,14 +121,17 @@ class FakeBotAPI:
             form = await request.post()
             for key, value in form.items():
                 params[key] = value.file.read() if hasattr(value, "file") else _decode(value)
-        self.calls.append(Call(method, params))
+        call = Call(method, params)
+        self.calls.append(call)
         queued = self.failures.get(method)
         if queued:
             error = queued.pop(0)
+            call.ok = False
             if error["error_code"] == 429:
                 self.too_many_requests += 1
             return web.json_response({"ok": False, **error}, status=error["error_code"])
         if method in SEND_METHODS and self._over_group_limit(params):
+            call.ok = False
             self.too_many_requests += 1
             return web.json_response({"ok": False, "error_code": 429, "description": "Too Many Requests: retry "
                                       "after 5", "parameters": {"retry_after": 5}}, status=429)
@@ -136,6 +141,7 @@ class FakeBotAPI:
         result = handler(params) if not asyncio.iscoroutinefunction(handler) else await handler(params)
         if isinstance(result, tuple):  # an error
             code, description = result
+            call.ok = False
             return web.json_response({"ok": False, "error_code": code, "description": description}, status=code)
         return web.json_response({"ok": True, "result": result})
 
@@ -173,13 +179,13 @@ class FakeBotAPI:
         chat_id = int(params["chat_id"])
         msg = {"message_id": next(self._message_ids), "date": int(time.time()), "from": BOT,
                "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"}, **content}
-        if params.get("reply_markup"):
+        if "inline_keyboard" in (params.get("reply_markup") or {}):  # a Message carries only inline keyboards
             msg["reply_markup"] = params["reply_markup"]
         reply = params.get("reply_parameters") or {}
         if reply.get("message_id"):
             replied = self.messages.get((chat_id, int(reply["message_id"])))
-            if replied:
-                msg["reply_to_message"] = replied
+            if replied:  # one level deep, as Telegram sends it
+                msg["reply_to_message"] = {k: v for k, v in replied.items() if k != "reply_to_message"}
         self.messages[(chat_id, msg["message_id"])] = msg
         return msg
 

@@ -1,0 +1,348 @@
+"""Telegram end to end: the real python-telegram-bot stack over HTTP against a fake Bot API on loopback."""
+from __future__ import annotations
+
+import asyncio
+import re
+
+import aiohttp
+import pytest
+from sqlalchemy import select
+
+from bot.app import App
+from bot.channels.telegram import TelegramChannel, split_text
+from bot.clock import Clock
+from bot.runner import build_delivery
+from bot.seed import seed_demo
+from bot.server import build_app
+from bot.staff_accounts import add_staff
+from config.settings import Settings
+from models import Attachment, OutboxMessage, Ticket, TicketCard
+from tests.fakes import telegram_api as tg
+
+GROUP = -1001
+OWNER = tg.user(501, "张伟")
+STRANGER = tg.user(999, "Passer-by")
+TECH = tg.user(601, "Wang", lang="zh")
+
+
+class Harness:
+    """propdesk with its Telegram channel and delivery worker, wired to a fake Bot API."""
+
+    def __init__(self, fake: tg.FakeBotAPI, app: App, channel: TelegramChannel):
+        self.fake, self.app, self.channel = fake, app, channel
+
+    async def settle(self, chat_id: int, before: int, quiet: float = 0.25) -> list[str]:
+        """Wait for the bot to answer in `chat_id` (more messages than `before`), then for it to go quiet."""
+        await self.fake.wait_for(lambda f: len(f.texts(chat_id)) > before)
+        count = -1
+        while count != len(self.fake.calls):
+            count = len(self.fake.calls)
+            await asyncio.sleep(quiet)
+        return self.fake.texts(chat_id)[before:]
+
+    async def say(self, who: dict, body: str, chat_id: int | None = None) -> str:
+        chat_id = chat_id or who["id"]
+        before = len(self.fake.texts(chat_id))
+        self.fake.push(tg.text(chat_id, who, body))
+        return "\n".join(await self.settle(chat_id, before))
+
+    def last_with_buttons(self, chat_id: int) -> dict:
+        return next(m for (c, _), m in reversed(self.fake.messages.items()) if c == chat_id and m.get("reply_markup"))
+
+    def buttons(self, chat_id: int) -> list[str]:
+        markup = self.last_with_buttons(chat_id)["reply_markup"]
+        return [b["callback_data"] for row in markup["inline_keyboard"] for b in row]
+
+    async def press(self, who: dict, data: str, chat_id: int | None = None, on: dict | None = None) -> str:
+        chat_id = chat_id or who["id"]
+        on = on or self.last_with_buttons(chat_id)
+        offered = [b["callback_data"] for row in on["reply_markup"]["inline_keyboard"] for b in row]
+        assert any(o.startswith(data) for o in offered), f"{data} not in {offered}"
+        data = next(o for o in offered if o.startswith(data))
+        before = len(self.fake.texts(chat_id))
+        answers = len(self.fake.of("answerCallbackQuery"))
+        self.fake.push(tg.callback(who, on, data))
+        await self.fake.wait_for(lambda f: len(f.of("answerCallbackQuery")) > answers)
+        await asyncio.sleep(0.3)
+        return "\n".join(self.fake.texts(chat_id)[before:])
+
+    async def ticket(self, number: str) -> Ticket:
+        async with self.app.sessionmaker() as s:
+            return await s.scalar(select(Ticket).where(Ticket.number == number))
+
+    def card(self, number: str) -> dict:
+        return next(m for (c, _), m in self.fake.messages.items() if c == GROUP and number in m.get("text", "")
+                    and m.get("reply_markup"))
+
+
+async def start_harness(tmp_path, url: str, fake: tg.FakeBotAPI, **overrides) -> tuple[Harness, list]:
+    settings = Settings(database_url=url, telegram_token=fake.token, telegram_api_base_url=fake.url,
+                        staff_groups={"repairs": {"channel": "telegram", "chat_id": str(GROUP)}},
+                        upload_dir=str(tmp_path / "uploads"), delivery_backoff_seconds=0.2, **overrides)
+    app = App.create(settings, clock=Clock())
+    async with app.sessionmaker() as s, s.begin():
+        await seed_demo(s)
+    channel = TelegramChannel(app)
+    stop = asyncio.Event()
+    task = asyncio.create_task(build_delivery(app, [channel]).run_forever(stop, interval=0.1))
+    return Harness(fake, app, channel), [stop, task]
+
+
+@pytest.fixture
+async def harness(tmp_path, sqlite_url):
+    fake = await tg.FakeBotAPI().start()
+    h, (stop, task) = await start_harness(tmp_path, sqlite_url, fake)
+    await h.channel.start()
+    yield h
+    stop.set()
+    await task
+    await h.channel.stop()
+    await h.app.close()
+    await fake.stop()
+
+
+async def link_staff(h: Harness, who: dict, name="王师傅 Master Wang", phone="13900000001") -> str:
+    async with h.app.sessionmaker() as s, s.begin():
+        _, code = await add_staff(s, h.app.clock, name=name, phone=phone, role="technician", trade="plumber")
+    return await h.say(who, f"/link {code}")
+
+
+async def test_commands_registered_in_both_languages(harness):
+    calls = harness.fake.of("setMyCommands")
+    langs = {c.get("language_code") for c in calls}
+    assert {"zh", "en", None} <= langs
+    zh = next(c for c in calls if c.get("language_code") == "zh" and c["scope"]["type"] == "all_private_chats")
+    assert {"command": "repair", "description": "报修"} in zh["commands"]
+    assert {c["command"] for c in zh["commands"]} >= {"start", "repair", "complain", "fees", "mytickets", "bind",
+                                                      "cancel", "help", "lang"}
+
+
+async def test_owner_repair_to_staff_group_and_back(harness):
+    h = harness
+    out = await h.say(OWNER, "/start")
+    assert "欢迎" in out and "repair" in h.buttons(OWNER["id"])
+    # Bind the home, then report a dripping tap with a photo.
+    await h.say(OWNER, "/bind")
+    await h.press(OWNER, "estate:")
+    await h.say(OWNER, "3-2-1502")
+    assert "绑定成功" in await h.say(OWNER, "13800000001")
+    out = await h.say(OWNER, "厨房水龙头一直滴水，拧紧了也滴")
+    assert "水路" in out
+    await h.press(OWNER, "ok")
+    await h.press(OWNER, "unit:")
+    before = len(h.fake.texts(OWNER["id"]))
+    h.fake.push(tg.photo(OWNER["id"], OWNER, "owner-photo-1"))
+    assert "第 1 张" in "".join(await h.settle(OWNER["id"], before))
+    await h.press(OWNER, "done")
+    await h.press(OWNER, "vt:tomorrow_am")
+    await h.press(OWNER, "use_known")
+    out = await h.press(OWNER, "submit")
+    number = re.search(r"BX-\d{8}-\d{4}", out).group(0)
+
+    # One card in the staff group, with buttons and the owner's photo under it; the phone masked.
+    await h.fake.wait_for(lambda f: any(number in t for t in f.texts(GROUP)))
+    card = h.card(number)
+    assert "待接单" in card["text"] and "138****0001" in card["text"] and "13800000001" not in card["text"]
+    assert f"tk:claim:{number}" in [b["callback_data"] for row in card["reply_markup"]["inline_keyboard"]
+                                    for b in row]
+    photos = await h.fake.wait_for(lambda f: f.of("sendPhoto", GROUP))
+    assert photos[0]["photo"] == "owner-photo-1" and photos[0]["reply_parameters"]["message_id"] == card["message_id"]
+
+    # Someone who is not staff presses Claim: an alert, and nothing changes.
+    await h.press(STRANGER, "tk:claim", chat_id=GROUP, on=card)
+    alert = h.fake.of("answerCallbackQuery")[-1]
+    assert alert.get("show_alert") in (True, "true") and "员工" in alert["text"]
+    assert (await h.ticket(number)).status == "new"
+
+    # A linked technician claims: the card is edited in place and the owner hears who took it.
+    assert "已关联员工账号" in await link_staff(h, TECH)
+    owner_before = len(h.fake.texts(OWNER["id"]))
+    await h.press(TECH, "tk:claim", chat_id=GROUP, on=h.card(number))
+    assert (await h.ticket(number)).status == "assigned"
+    told = await h.settle(OWNER["id"], owner_before)
+    assert any("接单" in t and "王师傅" in t for t in told)
+    await h.fake.wait_for(lambda f: "已接单" in f.messages[(GROUP, card["message_id"])]["text"])
+    edits = [e for e in h.fake.of("editMessageText", GROUP) if int(e["message_id"]) == card["message_id"]]
+    assert edits and len([m for m in h.fake.texts(GROUP) if number in m and "描述" in m]) == 1
+
+    # The technician replies to the card with a completion photo: it reaches the owner, and is kept.
+    owner_before = len(h.fake.texts(OWNER["id"]))
+    h.fake.push(tg.photo(GROUP, TECH, "done-photo-9", caption="已更换阀芯", reply_to=h.card(number)))
+    await h.settle(OWNER["id"], owner_before)
+    to_owner = h.fake.of("sendPhoto", OWNER["id"])[-1]
+    assert to_owner["photo"] == "done-photo-9" and "已更换阀芯" in to_owner["caption"]
+    assert "Wang" not in to_owner["caption"] and "601" not in str(to_owner)
+    async with h.app.sessionmaker() as s:
+        refs = (await s.scalars(select(Attachment.ref))).all()
+    assert "tg:done-photo-9" in refs and "tg:owner-photo-1" in refs
+
+    # The owner answers through the Reply button: it comes back under the card.
+    await h.press(OWNER, f"reply:{number}")
+    group_before = len(h.fake.texts(GROUP))
+    await h.say(OWNER, "好的谢谢师傅")
+    back = await h.settle(GROUP, group_before)
+    assert any("好的谢谢师傅" in t and number in t for t in back), back
+    under = [c for c in h.fake.of("sendMessage", GROUP) if "好的谢谢师傅" in c["text"]][0]
+    assert under["reply_parameters"]["message_id"] == card["message_id"]
+
+    # Resolve; the owner gets a rating button and rates 5: the ticket is closed.
+    owner_before = len(h.fake.texts(OWNER["id"]))
+    await h.press(TECH, "tk:resolve", chat_id=GROUP, on=h.card(number))
+    assert any("处理完成" in t for t in await h.settle(OWNER["id"], owner_before))
+    await h.press(OWNER, f"rate:{number}")
+    await h.press(OWNER, "star:5")
+    assert "感谢" in await h.press(OWNER, "skip")
+    tk = await h.ticket(number)
+    assert (tk.status, tk.rating) == ("closed", 5)
+    await h.fake.wait_for(lambda f: "已关闭" in f.messages[(GROUP, card["message_id"])]["text"])
+    async with h.app.sessionmaker() as s:
+        assert (await s.scalars(select(OutboxMessage).where(OutboxMessage.status != "sent"))).all() == []
+
+
+async def test_reject_asks_for_a_reason_and_reassign_offers_staff(harness):
+    h = harness
+    await link_staff(h, TECH)
+    await h.say(OWNER, "/repair")
+    out = await h.say(OWNER, "电梯困人了，快来")
+    number = re.search(r"BX-\d{8}-\d{4}", out).group(0)
+    await h.fake.wait_for(lambda f: any(number in t for t in f.texts(GROUP)))
+    await h.press(TECH, "tk:reject", chat_id=GROUP, on=h.card(number))
+    prompt = await h.fake.wait_for(lambda f: [m for (c, _), m in f.messages.items()
+                                              if c == GROUP and "退单原因" in m.get("text", "")])
+    asked = [c for c in h.fake.of("sendMessage", GROUP) if "退单原因" in c["text"]]
+    assert asked[0]["reply_markup"]["force_reply"] is True
+    assert (await h.ticket(number)).status == "new"
+    before = len(h.fake.texts(GROUP))
+    h.fake.push(tg.text(GROUP, TECH, "不是本小区的电梯", reply_to=prompt[0]))
+    await h.settle(GROUP, before)
+    tk = await h.ticket(number)
+    assert tk.status == "rejected" and tk.reject_reason == "不是本小区的电梯"
+    await h.fake.wait_for(lambda f: "不是本小区的电梯" in f.messages[(GROUP, h.card(number)["message_id"])]["text"])
+    # Claim again, then reassign to another member of staff by button.
+    await h.press(TECH, "tk:claim", chat_id=GROUP, on=h.card(number))
+    await h.fake.wait_for(lambda f: "tk:reassign" in str(h.card(number)["reply_markup"]))
+    await h.press(TECH, "tk:reassign", chat_id=GROUP, on=h.card(number))
+    choices = await h.fake.wait_for(lambda f: [m for (c, _), m in f.messages.items()
+                                               if c == GROUP and "转派给谁" in m.get("text", "")])
+    staff_buttons = [b["callback_data"] for row in choices[0]["reply_markup"]["inline_keyboard"] for b in row]
+    assert len(staff_buttons) >= 3
+    await h.press(TECH, staff_buttons[1], chat_id=GROUP, on=choices[0])
+    tk = await h.ticket(number)
+    assert tk.status == "assigned" and tk.assignee_id == int(staff_buttons[1].rsplit(":", 1)[1])
+
+
+async def test_group_commands_and_contact_button(harness):
+    h = harness
+    assert "员工" in await h.say(STRANGER, "/open", chat_id=GROUP)
+    await link_staff(h, TECH)
+    assert "没有未完成" in await h.say(TECH, "/open", chat_id=GROUP)
+    await h.say(OWNER, "/repair")
+    out = await h.say(OWNER, "楼道里好大一股煤气味")
+    number = re.search(r"BX-\d{8}-\d{4}", out).group(0)
+    await h.fake.wait_for(lambda f: any(number in t for t in f.texts(GROUP)))
+    listing = await h.say(TECH, "/open", chat_id=GROUP)
+    assert number in listing and "紧急" in listing and "剩余" in listing
+    assert "没有未完成" in await h.say(TECH, "/mine", chat_id=GROUP)
+    await h.press(TECH, "tk:claim", chat_id=GROUP, on=h.card(number))
+    assert number in await h.say(TECH, "/mine", chat_id=GROUP)
+    assert "描述" in await h.say(TECH, f"/ticket {number}", chat_id=GROUP)
+    assert "用法" in await h.say(TECH, "/ticket nonsense", chat_id=GROUP)
+    # The full phone number only in an alert, and only for staff.
+    await h.press(STRANGER, "tk:contact", chat_id=GROUP, on=h.card(number))
+    assert "员工" in h.fake.of("answerCallbackQuery")[-1]["text"]
+
+
+async def test_deep_link_starts_a_repair_at_the_place(harness):
+    out = await harness.say(OWNER, "/start sg-lift-3a")
+    assert "电梯轿厢" in out
+
+
+async def test_unsupported_messages_and_bad_link_codes(harness):
+    h = harness
+    before = len(h.fake.texts(OWNER["id"]))
+    h.fake.push(tg.message(OWNER["id"], OWNER, sticker={"file_id": "st", "file_unique_id": "st", "width": 1,
+                                                         "height": 1, "is_animated": False, "is_video": False,
+                                                         "type": "regular"}))
+    assert "sticker" in "".join(await h.settle(OWNER["id"], before))
+    assert "无效" in await h.say(STRANGER, "/link WRONG123")
+    assert "/link" in await h.say(STRANGER, "/link")
+    # In a group, a reply to the bot from someone who is not staff is refused; staff talking among
+    # themselves (replies to each other) is left alone.
+    bot_message = {"message_id": 1, "date": 0, "chat": {"id": GROUP, "type": "supergroup"}, "from": tg.BOT,
+                   "text": "BX-20261125-0001"}
+    before = len(h.fake.texts(GROUP))
+    h.fake.push(tg.text(GROUP, STRANGER, "hello", reply_to=bot_message))
+    assert "员工" in "".join(await h.settle(GROUP, before))
+    await link_staff(h, TECH)
+    human = {**bot_message, "from": STRANGER}
+    before = len(h.fake.calls)
+    h.fake.push(tg.text(GROUP, TECH, "收到", reply_to=human))
+    await h.fake.wait_for(lambda f: any(c.method == "getUpdates" for c in f.calls[before + 1:]))
+    await asyncio.sleep(0.3)
+    assert not [c for c in h.fake.calls[before:] if c.method in tg.SEND_METHODS]
+
+
+async def test_flood_limit_429_is_retried_and_nothing_lost(harness):
+    h = harness
+    h.fake.fail("sendMessage", times=2, code=429, retry_after=1)
+    out = await h.say(OWNER, "/start")
+    assert "欢迎" in out
+    assert h.fake.too_many_requests == 2
+
+
+async def test_bot_api_down_keeps_the_ticket_and_retries_the_reply(harness):
+    h = harness
+    h.fake.fail("sendMessage", times=1, code=500, description="Internal Server Error")
+    h.fake.push(tg.text(OWNER["id"], OWNER, "电梯困人了，快来"))
+    texts = await h.fake.wait_for(lambda f: [t for t in f.texts(OWNER["id"]) if "BX-" in t], timeout=15)
+    number = re.search(r"BX-\d{8}-\d{4}", texts[0]).group(0)
+    assert (await h.ticket(number)).urgency == "emergency"
+
+
+def test_split_text_keeps_every_character_under_the_limit():
+    text = "\n".join(f"第{i}行 " + "字" * 50 for i in range(300))
+    pieces = split_text(text)
+    assert all(len(p) <= 4096 for p in pieces) and len(pieces) > 1
+    assert "".join(pieces).replace("\n", "") == text.replace("\n", "")
+    assert split_text("x" * 9000) == ["x" * 4096, "x" * 4096, "x" * 808]
+    assert split_text("") == [""]
+
+
+async def test_webhook_checks_the_secret(tmp_path, sqlite_url):
+    fake = await tg.FakeBotAPI().start()
+    h, (stop, task) = await start_harness(tmp_path, sqlite_url, fake,
+                                          telegram_webhook_url="https://desk.example.com/telegram/webhook",
+                                          telegram_webhook_secret="s3cret-token")
+    runner = aiohttp.web.AppRunner(build_app(h.app, [h.channel]))
+    await runner.setup()
+    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001
+    await h.channel.start()
+    try:
+        hook = h.fake.of("setWebhook")[0]
+        assert hook["secret_token"] == "s3cret-token" and hook["url"].endswith("/telegram/webhook")
+        assert not h.fake.of("getUpdates")
+        update = {"update_id": 1, **tg.text(OWNER["id"], OWNER, "/start")}
+        url = f"http://127.0.0.1:{port}/telegram/webhook"
+        async with aiohttp.ClientSession() as http:
+            for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "wrong"}):
+                async with http.post(url, json=update, headers=headers) as resp:
+                    assert resp.status == 403
+            await asyncio.sleep(0.3)
+            assert h.fake.texts(OWNER["id"]) == []
+            async with http.post(url, data=b"{not json", headers={"X-Telegram-Bot-Api-Secret-Token":
+                                                                  "s3cret-token"}) as resp:
+                assert resp.status == 400
+            async with http.post(url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token":
+                                                            "s3cret-token"}) as resp:
+                assert resp.status == 200
+        texts = await h.fake.wait_for(lambda f: f.texts(OWNER["id"]))
+        assert "欢迎" in texts[0]
+    finally:
+        stop.set()
+        await task
+        await h.channel.stop()
+        await runner.cleanup()
+        await h.app.close()
+        await fake.stop()

@@ -1,14 +1,15 @@
 """The outbox delivery worker: sends queued messages and cards through each channel's outlet, with retries.
 
-Rows are claimed with a lease (next_attempt_at pushed ahead) under `FOR UPDATE SKIP LOCKED`, so several workers
-never send one row twice and a worker that dies mid-send leaves its rows to be picked up when the lease runs out.
-Messages to one chat go out in order; a failure holds back the rest of that chat until its retry.
+Each chat with due messages gets its own worker task, so a slow or rate-limited staff group never holds up an
+owner's messages. A row is claimed with a lease (next_attempt_at pushed ahead) under `FOR UPDATE SKIP LOCKED`, so
+several workers never send one row twice and a worker that dies mid-send leaves it to be picked up when the lease
+runs out. Messages to one chat go out in order (by priority, then age); a failure holds back the rest of that chat
+until its retry.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from datetime import timedelta
 from typing import Protocol
 
@@ -46,71 +47,84 @@ class Outlet(Protocol):
 
 class Delivery:
     def __init__(self, sessionmaker: async_sessionmaker, clock: Clock, outlets: dict[str, Outlet], *,
-                 staff_lang: str = "zh", batch: int = 100, lease_seconds: float = 120, max_attempts: int = 8,
+                 staff_lang: str = "zh", lease_seconds: float = 120, max_attempts: int = 8,
                  backoff_seconds: float = 2.0):
         self.sm = sessionmaker
         self.clock = clock
         self.outlets = outlets
         self.staff_lang = staff_lang
-        self.batch = batch
         self.lease = timedelta(seconds=lease_seconds)
         self.max_attempts = max_attempts
         self.backoff = backoff_seconds
         self._wake = asyncio.Event()
+        self._busy: dict[tuple[str, str], asyncio.Task] = {}
 
     def wake(self) -> None:
         """Something was queued: look now rather than at the next tick."""
         self._wake.set()
 
-    async def claim(self) -> list[OutboxMessage]:
+    def _due(self, now):  # noqa: ANN001, ANN202
+        return (OutboxMessage.status == "pending", OutboxMessage.channel.in_(list(self.outlets)),
+                or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now))
+
+    async def due_chats(self, limit: int = 200) -> list[tuple[str, str]]:
+        async with self.sm() as s:
+            rows = await s.execute(select(OutboxMessage.channel, OutboxMessage.chat_id)
+                                   .where(*self._due(self.clock.now())).distinct().limit(limit))
+            return [tuple(r) for r in rows]
+
+    async def claim_next(self, channel: str, chat_id: str) -> OutboxMessage | None:
+        """Lease the chat's next due row: highest priority first, then oldest."""
         now = self.clock.now()
         async with self.sm() as s, s.begin():
-            rows = (await s.scalars(
-                select(OutboxMessage)
-                .where(OutboxMessage.status == "pending", OutboxMessage.channel.in_(list(self.outlets)),
-                       or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now))
-                .order_by(OutboxMessage.id).limit(self.batch).with_for_update(skip_locked=True))).all()
-            for row in rows:
-                row.next_attempt_at = now + self.lease
-        return list(rows)
+            row = await s.scalar(
+                select(OutboxMessage).where(*self._due(now), OutboxMessage.channel == channel,
+                                            OutboxMessage.chat_id == chat_id)
+                .order_by(OutboxMessage.priority.desc(), OutboxMessage.id).limit(1)
+                .with_for_update(skip_locked=True))
+            if row is None:
+                return None
+            row.next_attempt_at = now + self.lease
+            if row.kind == "card":
+                # Older queued updates of the same card are covered by this one: it renders the current state.
+                for older in (await s.scalars(select(OutboxMessage).where(
+                        OutboxMessage.status == "pending", OutboxMessage.kind == "card",
+                        OutboxMessage.ticket_id == row.ticket_id, OutboxMessage.channel == channel,
+                        OutboxMessage.chat_id == chat_id, OutboxMessage.id != row.id)
+                        .with_for_update(skip_locked=True))).all():
+                    older.status, older.last_error, older.sent_at = "sent", "merged into a later update", now
+            return row
 
     async def run_once(self) -> int:
-        """Claim what is due and send it; the number of rows settled (sent, merged or failed for good)."""
-        rows = await self.claim()
-        if not rows:
-            return 0
-        chats: dict[tuple[str, str], list[OutboxMessage]] = defaultdict(list)
-        for row in rows:
-            chats[(row.channel, row.chat_id)].append(row)
-        done = await asyncio.gather(*(self._send_chat(chat_rows) for chat_rows in chats.values()))
-        return sum(done)
+        """Start a worker for each chat with due messages (one at a time per chat) and wait for them."""
+        started = self._start_chat_workers(await self.due_chats())
+        return sum(await asyncio.gather(*started)) if started else 0
 
-    async def _send_chat(self, rows: list[OutboxMessage]) -> int:
-        # Of several queued updates of one card, only the last needs sending: it renders the current state.
-        last_card = {row.ticket_id: row.id for row in rows if row.kind == "card"}
+    def _start_chat_workers(self, chats: list[tuple[str, str]]) -> list[asyncio.Task]:
+        started = []
+        for chat in chats:
+            if chat not in self._busy:
+                task = asyncio.create_task(self._chat_worker(*chat))
+                self._busy[chat] = task
+                task.add_done_callback(lambda _t, key=chat: self._busy.pop(key, None))
+                started.append(task)
+        return started
+
+    async def _chat_worker(self, channel: str, chat_id: str) -> int:
+        """Send a chat's messages in order until none is due; stop at a failure (the rest waits for its retry)."""
         settled = 0
-        for i, row in enumerate(rows):
-            if row.kind == "card" and last_card[row.ticket_id] != row.id:
-                await self._settle(row, "sent", note="merged into a later update")
-                settled += 1
-                continue
+        while (row := await self.claim_next(channel, chat_id)) is not None:
             try:
                 await self._send(row)
-            except DeliveryError as exc:
+            except Exception as exc:  # noqa: BLE001 - an outlet bug must not stop the worker
+                if not isinstance(exc, DeliveryError):
+                    log.exception("delivery of outbox row %s failed", row.id)
+                    exc = DeliveryError(repr(exc))
                 retry_at = await self._failed(row, exc)
                 if retry_at is not None:
-                    await self._hold_back(rows[i + 1:], retry_at)
+                    await self._hold_back(channel, chat_id, retry_at)
                     return settled
-                settled += 1
-            except Exception as exc:  # noqa: BLE001 - an outlet bug must not stop the worker
-                log.exception("delivery of outbox row %s failed", row.id)
-                retry_at = await self._failed(row, DeliveryError(repr(exc)))
-                if retry_at is not None:
-                    await self._hold_back(rows[i + 1:], retry_at)
-                    return settled
-                settled += 1
-            else:
-                settled += 1
+            settled += 1
         return settled
 
     async def _send(self, row: OutboxMessage) -> None:
@@ -186,19 +200,20 @@ class Delivery:
             log.info("outbox row %s to %s:%s: retry in %.1fs (%s)", row.id, row.channel, row.chat_id, delay, exc)
             return db_row.next_attempt_at
 
-    async def _hold_back(self, rows: list[OutboxMessage], retry_at) -> None:  # noqa: ANN001
-        """Later messages of a chat wait for the earlier one, so the owner reads them in order."""
-        if not rows:
-            return
+    async def _hold_back(self, channel: str, chat_id: str, retry_at) -> None:  # noqa: ANN001
+        """Later messages of a chat wait for the earlier one, so they are read in order."""
         async with self.sm() as s, s.begin():
+            rows = (await s.scalars(select(OutboxMessage).where(
+                *self._due(self.clock.now()), OutboxMessage.channel == channel, OutboxMessage.chat_id == chat_id)
+                .with_for_update(skip_locked=True))).all()
             for row in rows:
-                (await s.get(OutboxMessage, row.id)).next_attempt_at = retry_at
+                row.next_attempt_at = retry_at
 
     async def run_forever(self, stop: asyncio.Event, interval: float = 1.0) -> None:
+        """Keep starting chat workers for due messages until stopped; then let the running ones finish."""
         while not stop.is_set():
             try:
-                while await self.run_once():
-                    pass
+                self._start_chat_workers(await self.due_chats())
             except Exception:  # noqa: BLE001 - e.g. the database restarting: try again next tick
                 log.exception("delivery sweep failed")
             self._wake.clear()
@@ -206,3 +221,5 @@ class Delivery:
             await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
             for w in waiters:
                 w.cancel()
+        if self._busy:
+            await asyncio.wait(list(self._busy.values()), timeout=10)

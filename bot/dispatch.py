@@ -13,6 +13,9 @@ from models import Building, Estate, OutboxMessage, Ticket, TicketCard, Unit
 
 from .clock import Clock
 
+# Outbox priority of a ticket's messages to staff groups, by urgency.
+PRIORITY = {"emergency": 3, "high": 2, "normal": 1, "low": 0}
+
 
 def _matches(route: Route, facts: dict[str, str]) -> bool:
     return all(not allowed or facts.get(field, "") in allowed
@@ -66,7 +69,8 @@ class Dispatch:
             session.add(card)
             cards.append(card)
             session.add(OutboxMessage(channel=group.channel, chat_id=group.chat_id, kind="card", payload={},
-                                      ticket_id=ticket.id, created_at=clock.now()))
+                                      ticket_id=ticket.id, priority=PRIORITY.get(ticket.urgency, 1),
+                                      created_at=clock.now()))
         await session.flush()
         return cards
 
@@ -80,7 +84,8 @@ class Dispatch:
                 OutboxMessage.status == "pending").limit(1))
             if waiting is None:
                 session.add(OutboxMessage(channel=card.channel, chat_id=card.chat_id, kind="card", payload={},
-                                          ticket_id=ticket.id, created_at=clock.now()))
+                                          ticket_id=ticket.id, priority=PRIORITY.get(ticket.urgency, 1),
+                                          created_at=clock.now()))
         await session.flush()
 
     async def tell_groups(self, session: AsyncSession, ticket: Ticket, clock: Clock, text: str,
@@ -90,7 +95,7 @@ class Dispatch:
         for card in cards:
             session.add(OutboxMessage(channel=card.channel, chat_id=card.chat_id, ticket_id=ticket.id,
                                       payload={"text": text, "photo_ref": photo_ref, "reply_to_card": True},
-                                      created_at=clock.now()))
+                                      priority=PRIORITY.get(ticket.urgency, 1), created_at=clock.now()))
         await session.flush()
         return len(cards)
 

@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     telegram_webhook_path: str = "/telegram/webhook"
     # How often a 429 (flood limit) is retried after its retry_after before the outbox takes over.
     telegram_max_retries: int = 5
+    # Telegram's flood limits, kept by python-telegram-bot's rate limiter: overall per second, per group per period.
+    telegram_overall_per_second: float = 30
+    telegram_group_limit: int = 20
+    telegram_group_period_seconds: float = 60
 
     # Outbox delivery: attempts before a message is marked failed, and the first retry's delay (doubles).
     delivery_max_attempts: int = 8

@@ -32,6 +32,8 @@ class OutboxMessage(Base):
     # "message": a text (with choices or a photo) as given; "card": the ticket's staff card, rendered at send time
     # from the ticket's current state (so queued updates of one card collapse into one edit).
     kind: Mapped[str] = mapped_column(String(16), default="message")
+    # Within one chat, higher first (an emergency card jumps a group's backlog); equal ones in order of id.
+    priority: Mapped[int] = mapped_column(Integer, default=0)
     payload: Mapped[dict] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending | sent | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -346,3 +346,36 @@ async def test_webhook_checks_the_secret(tmp_path, sqlite_url):
         await runner.cleanup()
         await h.app.close()
         await fake.stop()
+
+
+async def test_emergency_jumps_a_flooded_group_and_no_429_is_provoked(tmp_path, sqlite_url):
+    from bot.tickets import TicketService
+
+    fake = await tg.FakeBotAPI(group_limit=3, group_period=2).start()
+    h, (stop, task) = await start_harness(tmp_path, sqlite_url, fake, telegram_group_limit=3,
+                                          telegram_group_period_seconds=2)
+    try:
+        # A backlog of eight ordinary tickets for the group, then an owner reports people trapped in a lift.
+        async with h.app.sessionmaker() as s, s.begin():
+            svc = TicketService(s, h.app.clock, h.app.engine.dispatch)
+            for i in range(8):
+                await svc.create(kind="repair", category="public_facility", urgency="normal", channel="web",
+                                 description=f"楼道灯不亮 {i}", reporter_id=None, actor="test")
+        await h.channel.start()
+        h.app.wake_delivery()
+        await fake.wait_for(lambda f: len(f.texts(GROUP)) >= 1)
+        out = await h.say(OWNER, "电梯困人了，快来")
+        number = re.search(r"BX-\d{8}-\d{4}", out).group(0)
+        # The owner was answered at once, while the group's backlog is still going out.
+        assert len(fake.texts(GROUP)) < 9
+        await fake.wait_for(lambda f: len(f.texts(GROUP)) >= 9, timeout=20)
+        cards = fake.texts(GROUP)
+        emergency_at = next(i for i, t in enumerate(cards) if number in t)
+        assert emergency_at < 8, "the emergency card should overtake the ordinary backlog"
+        assert fake.too_many_requests == 0
+    finally:
+        stop.set()
+        await task
+        await h.channel.stop()
+        await h.app.close()
+        await fake.stop()

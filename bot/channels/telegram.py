@@ -21,6 +21,7 @@ from bot.app import App
 from bot.cards import Card
 from bot.delivery import DeliveryError
 from bot.engine import Sender
+from bot.ratelimit import WindowsByKey
 from handlers.messages import Inbound, Reply
 
 from .telegram_staff import TelegramStaff
@@ -94,6 +95,26 @@ def as_delivery_error(exc: TelegramError) -> DeliveryError:
     return DeliveryError(str(exc))  # network errors and timeouts: retry with backoff
 
 
+class GroupWindowLimiter(AIORateLimiter):
+    """PTB's limiter (overall rate, 429 retried after retry_after) with a strict sliding window per group."""
+
+    def __init__(self, overall_per_second: float, group_limit: int, group_period: float, max_retries: int):
+        super().__init__(overall_max_rate=overall_per_second, overall_time_period=1, group_max_rate=0,
+                         group_time_period=0, max_retries=max_retries)
+        self.groups = WindowsByKey(group_limit, group_period)
+
+    async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args):  # noqa: ANN001, ANN201
+        chat_id = data.get("chat_id")
+        try:
+            chat_id = int(chat_id)
+        except (TypeError, ValueError):
+            pass
+        if (isinstance(chat_id, int) and chat_id < 0) or isinstance(chat_id, str):
+            async with self.groups.get(chat_id):
+                return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
+        return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
+
+
 class TelegramChannel:
     channel = CHANNEL
 
@@ -103,7 +124,8 @@ class TelegramChannel:
         base = s.telegram_api_base_url.rstrip("/")
         builder = (Application.builder().token(s.telegram_token).base_url(f"{base}/bot")
                    .base_file_url(f"{base}/file/bot")
-                   .rate_limiter(AIORateLimiter(max_retries=s.telegram_max_retries)))
+                   .rate_limiter(GroupWindowLimiter(s.telegram_overall_per_second, s.telegram_group_limit,
+                                                    s.telegram_group_period_seconds, s.telegram_max_retries)))
         self.webhook = bool(s.telegram_webhook_url)
         self.secret = s.telegram_webhook_secret or secrets.token_urlsafe(24)
         if self.webhook:

@@ -2,7 +2,7 @@
 
 It speaks the Bot API wire protocol (POST /bot<token>/<method> with form or multipart fields, JSON answers
 {"ok": ..., "result": ...}), records every call, serves getUpdates from a queue, keeps sent messages so edits can
-be checked, can answer 429 with retry_after, and can enforce the 20-messages-a-minute limit of groups.
+be checked, can answer 429 with retry_after, and can enforce a group's flood limit (Telegram: 20 a minute).
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def _decode(value):
 
 
 class FakeBotAPI:
-    def __init__(self, token: str = "123:TEST", group_limit_per_minute: int | None = None):
+    def __init__(self, token: str = "123:TEST", group_limit: int | None = None, group_period: float = 60):
         self.token = token
         self.calls: list[Call] = []
         self.updates: list[dict] = []
@@ -47,9 +47,11 @@ class FakeBotAPI:
         self._new_update = asyncio.Event()
         self.messages: dict[tuple[int, int], dict] = {}
         self.failures: dict[str, list[dict]] = {}
-        self.group_limit = group_limit_per_minute
+        self.group_limit = group_limit  # at most this many sends to one group per group_period seconds
+        self.group_period = group_period
         self.sent_to_group: dict[int, list[float]] = {}
         self.too_many_requests = 0
+        self.group_retry_after = 1
         self.files: dict[str, bytes] = {}
         self.runner: web.AppRunner | None = None
         self.url = ""
@@ -133,8 +135,9 @@ class FakeBotAPI:
         if method in SEND_METHODS and self._over_group_limit(params):
             call.ok = False
             self.too_many_requests += 1
-            return web.json_response({"ok": False, "error_code": 429, "description": "Too Many Requests: retry "
-                                      "after 5", "parameters": {"retry_after": 5}}, status=429)
+            wait = self.group_retry_after
+            return web.json_response({"ok": False, "error_code": 429, "description": f"Too Many Requests: retry "
+                                      f"after {wait}", "parameters": {"retry_after": wait}}, status=429)
         handler = getattr(self, "m_" + method, None)
         if handler is None:
             return web.json_response({"ok": True, "result": True})
@@ -150,9 +153,10 @@ class FakeBotAPI:
         if self.group_limit is None or chat_id >= 0:
             return False
         now = time.monotonic()
-        recent = [t for t in self.sent_to_group.get(chat_id, []) if now - t < 60]
+        recent = [t for t in self.sent_to_group.get(chat_id, []) if now - t < self.group_period]
         if len(recent) >= self.group_limit:
             self.sent_to_group[chat_id] = recent
+            self.group_retry_after = max(1, int(self.group_period - (now - recent[0])) + 1)
             return True
         self.sent_to_group[chat_id] = recent + [now]
         return False

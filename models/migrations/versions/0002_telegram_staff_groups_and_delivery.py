@@ -33,6 +33,7 @@ def upgrade() -> None:
 
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.add_column(sa.Column('kind', sa.String(length=16), nullable=False, server_default='message'))
+        batch_op.add_column(sa.Column('priority', sa.Integer(), nullable=False, server_default='0'))
         batch_op.add_column(sa.Column('next_attempt_at', sa.DateTime(), nullable=True))
         batch_op.add_column(sa.Column('last_error', sa.String(length=500), nullable=False, server_default=''))
         batch_op.create_index('ix_outbox_due', ['status', 'next_attempt_at'], unique=False)
@@ -54,6 +55,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_outbox_due')
         batch_op.drop_column('last_error')
         batch_op.drop_column('next_attempt_at')
+        batch_op.drop_column('priority')
         batch_op.drop_column('kind')
 
     with op.batch_alter_table('ticket_cards', schema=None) as batch_op:

@@ -13,7 +13,7 @@ import logging
 from datetime import timedelta
 from typing import Protocol
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from models import OutboxMessage, Ticket, TicketCard, TicketEvent
@@ -77,12 +77,22 @@ class Delivery:
         """Lease the chat's next due row: highest priority first, then oldest."""
         now = self.clock.now()
         async with self.sm() as s, s.begin():
-            row = await s.scalar(
-                select(OutboxMessage).where(*self._due(now), OutboxMessage.channel == channel,
-                                            OutboxMessage.chat_id == chat_id)
-                .order_by(OutboxMessage.priority.desc(), OutboxMessage.id).limit(1)
-                .with_for_update(skip_locked=True))
-            if row is None:
+            for _ in range(5):
+                row = await s.scalar(
+                    select(OutboxMessage).where(*self._due(now), OutboxMessage.channel == channel,
+                                                OutboxMessage.chat_id == chat_id)
+                    .order_by(OutboxMessage.priority.desc(), OutboxMessage.id).limit(1)
+                    .with_for_update(skip_locked=True))
+                if row is None:
+                    return None
+                # Compare-and-set the lease: SQLite has no row locks, and only one worker may win the row.
+                won = await s.execute(update(OutboxMessage).where(OutboxMessage.id == row.id, *self._due(now))
+                                      .values(next_attempt_at=now + self.lease)
+                                      .execution_options(synchronize_session=False))
+                if won.rowcount == 1:
+                    break
+                s.expunge(row)
+            else:
                 return None
             row.next_attempt_at = now + self.lease
             if row.kind == "card":

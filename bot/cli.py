@@ -1,4 +1,4 @@
-"""The `propdesk` command: run, db upgrade, classify, import owners|bills, seed."""
+"""The `propdesk` command: run, db upgrade, classify, import owners|bills, staff, qrcode."""
 from __future__ import annotations
 
 import argparse
@@ -42,23 +42,31 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_import(args: argparse.Namespace) -> int:
-    from bot.importers import ImportError_, import_bills, import_owners
+def _in_session(fn):  # noqa: ANN001, ANN202
+    """Run `fn(session, clock)` in one transaction on the configured (and migrated) database."""
+    from bot.clock import Clock
     from models.db import make_engine, make_sessionmaker, upgrade
 
-    fn = import_owners if args.what == "owners" else import_bills
+    settings = get_settings()
 
-    async def go():
-        engine = make_engine(get_settings().database_url)
+    async def go():  # noqa: ANN202
+        engine = make_engine(settings.database_url)
         try:
             await upgrade(engine)
             async with make_sessionmaker(engine)() as s, s.begin():
-                return await fn(s, args.file)
+                return await fn(s, Clock(settings.timezone))
         finally:
             await engine.dispose()
 
+    return asyncio.run(go())
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from bot.importers import ImportError_, import_bills, import_owners
+
+    fn = import_owners if args.what == "owners" else import_bills
     try:
-        result = asyncio.run(go())
+        result = _in_session(lambda s, _clock: fn(s, args.file))
     except ImportError_ as exc:
         print(f"{args.file}: not imported, nothing was changed. {len(exc.errors)} problem(s):", file=sys.stderr)
         for n, message in exc.errors[:100]:
@@ -68,6 +76,76 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"{args.file}: cannot read: {exc}", file=sys.stderr)
         return 2
     print(f"{args.file}: {result.rows} rows imported ({result.created} new, {result.updated} updated)")
+    return 0
+
+
+def cmd_staff(args: argparse.Namespace) -> int:
+    """Add staff and hand out one-time codes that link their Telegram (or other chat) account."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import selectinload
+
+    from bot.staff_accounts import add_staff, issue_code
+    from models import Person, Staff
+
+    async def add(s, clock):  # noqa: ANN001, ANN202
+        staff, code = await add_staff(s, clock, name=args.name, phone=args.phone, role=args.role,
+                                      trade=args.trade, estates=args.estate)
+        return staff.id, code
+
+    async def code(s, clock):  # noqa: ANN001, ANN202
+        staff = await s.scalar(select(Staff).join(Person).where(Person.phone == args.phone))
+        return (staff.id, await issue_code(s, clock, staff)) if staff else (None, None)
+
+    async def listing(s, _clock):  # noqa: ANN001, ANN202
+        rows = (await s.scalars(select(Staff).options(selectinload(Staff.person)).order_by(Staff.id))).all()
+        return [(st.id, st.person.name, st.person.phone, st.role, st.trade or "", st.active) for st in rows]
+
+    if args.action == "list":
+        for row in _in_session(listing):
+            print("\t".join(str(x) for x in row))
+        return 0
+    try:
+        staff_id, link_code = _in_session(add if args.action == "add" else code)
+    except ValueError as exc:
+        print(f"not added: {exc}", file=sys.stderr)
+        return 2
+    if staff_id is None:
+        print(f"no staff member with phone {args.phone}", file=sys.stderr)
+        return 2
+    print(f"staff #{staff_id}: link code {link_code} (valid 24 h). In a private chat with the bot, send:")
+    print(f"  /link {link_code}")
+    return 0
+
+
+def cmd_qrcode(args: argparse.Namespace) -> int:
+    """Deep links (and PNG QR codes) that start a repair at a public place, from config/places.toml."""
+    from pathlib import Path
+
+    import segno
+
+    from bot.places import places
+
+    bot = args.bot or get_settings().telegram_bot_username
+    if not bot:
+        print("name the bot: --bot USERNAME or PROPDESK_TELEGRAM_BOT_USERNAME", file=sys.stderr)
+        return 2
+    known = places()
+    wanted = args.places or list(known)
+    unknown = [p for p in wanted if p not in known]
+    if unknown:
+        print(f"unknown place(s): {', '.join(unknown)} (see config/places.toml)", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+    for code in wanted:
+        link = f"https://t.me/{bot.lstrip('@')}?start={code}"
+        line = f"{code}\t{known[code]['name']}\t{link}"
+        if out:
+            path = out / f"{code}.png"
+            segno.make(link, error="m").save(path, scale=8, border=2)
+            line += f"\t{path}"
+        print(line)
     return 0
 
 
@@ -93,6 +171,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("what", choices=["owners", "bills"])
     p.add_argument("file")
     p.set_defaults(fn=cmd_import)
+    p = sub.add_parser("staff", help="add staff, issue link codes for their chat accounts, list them")
+    staff = p.add_subparsers(dest="action", required=True)
+    a = staff.add_parser("add", help="add (or update) a staff member and print a one-time link code")
+    a.add_argument("name")
+    a.add_argument("phone")
+    a.add_argument("--role", default="technician", choices=["technician", "service", "supervisor", "manager"])
+    a.add_argument("--trade", help="plumber, electrician, ...")
+    a.add_argument("--estate", action="append", help="estate code (repeatable); all estates when omitted")
+    a = staff.add_parser("code", help="a fresh link code for the staff member with this phone")
+    a.add_argument("phone")
+    staff.add_parser("list", help="list staff")
+    p.set_defaults(fn=cmd_staff)
+    p = sub.add_parser("qrcode", help="Telegram deep links and PNG QR codes for public places")
+    p.add_argument("places", nargs="*", help="place codes from config/places.toml (all when omitted)")
+    p.add_argument("--bot", help="the bot's username (else PROPDESK_TELEGRAM_BOT_USERNAME)")
+    p.add_argument("--out", help="write a PNG per place into this folder")
+    p.set_defaults(fn=cmd_qrcode)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return args.fn(args)

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     # Telegram: the channel starts when the token is set. The base URL also serves a self-hosted Bot API server.
     telegram_token: str | None = None
     telegram_api_base_url: str = "https://api.telegram.org"
+    # The bot's @username, for the deep links `propdesk qrcode` prints.
+    telegram_bot_username: str | None = None
     # Webhook mode when set (served by propdesk's own aiohttp server); polling otherwise.
     telegram_webhook_url: str | None = None
     telegram_webhook_secret: str | None = None

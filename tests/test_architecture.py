@@ -30,3 +30,11 @@ def test_the_check_would_catch_an_sdk_import(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("from telegram import Update\nimport wechatpy.client\n")
     assert imports_of(bad) & set(FORBIDDEN) == {"telegram", "wechatpy"}
+
+
+def test_platform_sdks_stay_in_the_channel_adapters():
+    """Outside bot/channels/ nothing imports telegram or wechatpy: dispatch, delivery and cards are shared."""
+    files = [f for f in (ROOT / "bot").rglob("*.py") if "channels" not in f.parts]
+    assert len(files) > 10
+    offenders = {str(f.relative_to(ROOT)): sorted(imports_of(f) & {"telegram", "wechatpy"}) for f in files}
+    assert {f: i for f, i in offenders.items() if i} == {}

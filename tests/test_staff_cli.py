@@ -1,0 +1,45 @@
+"""`propdesk staff` (link codes) and `propdesk qrcode`; linking a chat account with a code through the flows."""
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from bot.staff_accounts import add_staff, staff_of
+from models import Identity
+from tests.test_import_cli import _cli
+
+
+def test_staff_add_code_list_and_qrcode(tmp_path):
+    env = {"PROPDESK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"}
+    r = _cli("staff", "add", "赵师傅", "13911112222", "--trade", "electrician", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    first = re.search(r"/link ([A-Z0-9]{8})", r.stdout).group(1)
+    r = _cli("staff", "code", "13911112222", cwd=tmp_path, env=env)
+    assert r.returncode == 0 and re.search(r"/link ([A-Z0-9]{8})", r.stdout).group(1) != first
+    r = _cli("staff", "code", "10000000000", cwd=tmp_path, env=env)
+    assert r.returncode == 2 and "no staff member" in r.stderr
+    r = _cli("staff", "list", cwd=tmp_path, env=env)
+    assert "赵师傅\t13911112222\ttechnician\telectrician" in r.stdout
+    r = _cli("qrcode", "sg-lift-3a", "--bot", "@propdesk_bot", "--out", str(tmp_path / "qr"), cwd=tmp_path, env=env)
+    assert r.returncode == 0 and "https://t.me/propdesk_bot?start=sg-lift-3a" in r.stdout
+    assert (tmp_path / "qr" / "sg-lift-3a.png").read_bytes().startswith(b"\x89PNG")
+    assert _cli("qrcode", "nowhere", "--bot", "b", cwd=tmp_path, env=env).returncode == 2
+    assert _cli("qrcode", cwd=tmp_path, env=env).returncode == 2
+
+
+async def test_link_code_links_once_and_expires(chat, desk_engine, clock):
+    async with desk_engine.sm() as s, s.begin():
+        staff, code = await add_staff(s, clock, name="王师傅 Master Wang", phone="13900000001")
+        _, stale = await add_staff(s, clock, name="刘师傅 Master Liu", phone="13900000002")
+    c = chat("staff-1", channel="telegram")
+    assert "已关联员工账号：王师傅" in await c.send(f"/link {code.lower()}")
+    async with desk_engine.sm() as s:
+        assert (await staff_of(s, "telegram", "staff-1")).id == staff.id
+    # A code works once.
+    assert "无效" in await chat("someone-else", channel="telegram").send(f"/link {code}")
+    clock.advance(hours=25)
+    assert "无效" in await chat("late", channel="telegram").send(f"/link {stale}")
+    async with desk_engine.sm() as s:
+        assert await staff_of(s, "telegram", "late") is None
+        assert (await s.scalar(select(Identity).where(Identity.external_id == "late"))).person_id != staff.person_id

@@ -5,11 +5,13 @@ locked for its duration, so two workers (or two quick messages) never interleave
 """
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import joinedload
 
 from config.settings import Settings
 from handlers import router
@@ -44,6 +46,9 @@ class Engine:
         self.clock = clock or Clock()
         self.classifier = classifier or get_classifier(settings.rules_file)
         self.dispatch = Dispatch.from_settings(settings)
+        # SQLite has one writer at a time and waits for the lock by sleeping: queue this process's conversation
+        # steps here instead, so concurrent updates (other channels' I/O still overlaps) never busy-wait.
+        self._serial = asyncio.Lock() if settings.database_url.startswith("sqlite") else None
         self.flow_settings = FlowSettings(
             duty_phone=settings.duty_phone, office_name=settings.office_name,
             max_text_length=settings.max_text_length, hurry_cooldown_minutes=settings.hurry_cooldown_minutes,
@@ -51,14 +56,15 @@ class Engine:
 
     async def identity(self, session: AsyncSession, sender: Sender) -> Identity:
         ident = await session.scalar(select(Identity).where(Identity.channel == sender.channel,
-                                                            Identity.external_id == sender.user_id))
+                                                            Identity.external_id == sender.user_id)
+                                     .options(joinedload(Identity.person)))
         if ident is None:
             lang = _lang(sender.lang_hint)
             person = Person(name=sender.display_name[:100], lang=lang, created_at=self.clock.now())
             session.add(person)
             await session.flush()
             ident = Identity(channel=sender.channel, external_id=sender.user_id, chat_id=sender.chat_id,
-                             person_id=person.id, display_name=sender.display_name[:100],
+                             person_id=person.id, person=person, display_name=sender.display_name[:100],
                              created_at=self.clock.now())
             session.add(ident)
             await session.flush()
@@ -78,9 +84,15 @@ class Engine:
         return conv
 
     async def handle(self, sender: Sender, msg: Inbound) -> list[Reply]:
+        if self._serial is None:
+            return await self._handle(sender, msg)
+        async with self._serial:
+            return await self._handle(sender, msg)
+
+    async def _handle(self, sender: Sender, msg: Inbound) -> list[Reply]:
         async with self.sessionmaker() as session, session.begin():
             ident = await self.identity(session, sender)
-            person = await session.get(Person, ident.person_id)
+            person = ident.person
             conv = await self._conversation(session, sender.channel, sender.chat_id)
             lang = conv.lang or person.lang or _lang(sender.lang_hint) or self.settings.default_lang
             replies: list[Reply] = []

@@ -48,3 +48,19 @@ class Reply:
     def from_dict(cls, data: dict) -> "Reply":
         return cls(text=data.get("text", ""), choices=[Choice(**c) for c in data.get("choices", [])],
                    photo_ref=data.get("photo_ref", ""))
+
+
+def merge_replies(replies: list[Reply], limit: int) -> list[Reply]:
+    """Fold a text-only reply into the next one, so one answer costs as few platform messages as it can.
+
+    Fewer messages keep within flood limits and messaging quotas; a reply with a photo stays on its own.
+    """
+    merged: list[Reply] = []
+    for reply in replies:
+        prev = merged[-1] if merged else None
+        if (prev is not None and not prev.choices and not prev.photo_ref and not reply.photo_ref
+                and len(prev.text) + len(reply.text) + 2 <= limit):
+            merged[-1] = Reply(text=f"{prev.text}\n\n{reply.text}", choices=reply.choices)
+        else:
+            merged.append(reply)
+    return merged

@@ -173,3 +173,14 @@ async def test_language_switch_and_telegram_style_hint(chat):
     assert "Switched to English" in out
     out = await c.send("/nonsense")
     assert "Unknown command" in out
+
+
+def test_merge_replies_folds_plain_texts_into_the_next():
+    from handlers.messages import Choice, Reply, merge_replies
+
+    a, b = Reply("已建单"), Reply("请选择", [Choice("repair", "报修")])
+    photo = Reply("照片", photo_ref="tg:x")
+    assert merge_replies([a, b], 4096) == [Reply("已建单\n\n请选择", [Choice("repair", "报修")])]
+    assert merge_replies([b, a], 4096) == [b, a]
+    assert merge_replies([a, photo, a], 4096) == [a, photo, a]
+    assert merge_replies([Reply("x" * 3000), Reply("y" * 2000)], 4096) == [Reply("x" * 3000), Reply("y" * 2000)]

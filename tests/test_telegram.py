@@ -379,3 +379,25 @@ async def test_emergency_jumps_a_flooded_group_and_no_429_is_provoked(tmp_path, 
         await h.channel.stop()
         await h.app.close()
         await fake.stop()
+
+
+async def test_propdesk_run_starts_the_telegram_channel_when_its_token_is_set(tmp_path, sqlite_url):
+    from bot.runner import serve
+
+    fake = await tg.FakeBotAPI().start()
+    settings = Settings(database_url=sqlite_url, http_port=0, telegram_token=fake.token,
+                        telegram_api_base_url=fake.url, upload_dir=str(tmp_path / "up"),
+                        staff_groups={"repairs": {"channel": "telegram", "chat_id": str(GROUP)}})
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve(settings, demo=True, stop=stop))
+    try:
+        await fake.wait_for(lambda f: f.of("getUpdates"))
+        fake.push(tg.text(OWNER["id"], OWNER, "楼道里好大一股煤气味"))
+        texts = await fake.wait_for(lambda f: [t for t in f.texts(OWNER["id"]) if "BX-" in t])
+        number = re.search(r"BX-\d{8}-\d{4}", texts[0]).group(0)
+        # The delivery worker started by `run` posts the card to the staff group.
+        await fake.wait_for(lambda f: [t for t in f.texts(GROUP) if number in t])
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, timeout=15)
+        await fake.stop()

@@ -5,6 +5,7 @@ engine's `Reply`s become messages with inline keyboards. Staff groups are handle
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -22,7 +23,7 @@ from bot.cards import Card
 from bot.delivery import DeliveryError
 from bot.engine import Sender
 from bot.ratelimit import WindowsByKey
-from handlers.messages import Inbound, Reply
+from handlers.messages import Inbound, Reply, merge_replies
 
 from .telegram_staff import TelegramStaff
 
@@ -99,7 +100,8 @@ class GroupWindowLimiter(AIORateLimiter):
     """PTB's limiter (overall rate, 429 retried after retry_after) with a strict sliding window per group."""
 
     def __init__(self, overall_per_second: float, group_limit: int, group_period: float, max_retries: int):
-        super().__init__(overall_max_rate=overall_per_second, overall_time_period=1, group_max_rate=0,
+        super().__init__(overall_max_rate=overall_per_second, overall_time_period=1 if overall_per_second else 0,
+                         group_max_rate=0,
                          group_time_period=0, max_retries=max_retries)
         self.groups = WindowsByKey(group_limit, group_period)
 
@@ -130,7 +132,10 @@ class TelegramChannel:
         self.secret = s.telegram_webhook_secret or secrets.token_urlsafe(24)
         if self.webhook:
             builder = builder.updater(None)
-        self.ptb = builder.build()
+        # Updates are processed concurrently (a slow Bot API call for one owner must not hold up the others);
+        # one chat's updates still run one after another, in order, under a per-chat lock.
+        self.ptb = builder.concurrent_updates(s.telegram_concurrent_updates).build()
+        self._chat_locks: dict[int, list] = {}
         self.uploads = Path(s.upload_dir)
         self.staff = TelegramStaff(self)
         self.ptb.add_handler(CallbackQueryHandler(self.staff.on_button, pattern=r"^tk:"))
@@ -211,12 +216,22 @@ class TelegramChannel:
         await self.converse(update, Inbound(kind="choice", choice=query.data or ""))
 
     async def converse(self, update: Update, msg: Inbound) -> None:
-        replies = await self.app.engine.handle(self.sender(update), msg)
-        self.app.wake_delivery()
-        await self.reply(update.effective_chat.id, replies)
+        chat_id = update.effective_chat.id
+        entry = self._chat_locks.setdefault(chat_id, [asyncio.Lock(), 0])  # the lock, and how many use it
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                replies = await self.app.engine.handle(self.sender(update), msg)
+                self.app.wake_delivery()
+                await self.reply(chat_id, replies)
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._chat_locks[chat_id]
 
     async def reply(self, chat_id: int, replies: list[Reply]) -> None:
         """Send the engine's answers now; what Telegram does not take is queued for the delivery worker."""
+        replies = merge_replies(replies, TEXT_LIMIT)
         for i, reply in enumerate(replies):
             try:
                 await self.send(str(chat_id), reply.as_dict())

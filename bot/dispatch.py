@@ -34,6 +34,12 @@ class Dispatch:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Dispatch":
+        """The dispatch the settings describe; a rule or default naming a group that does not exist is an error."""
+        named = {g for route in settings.routes for g in route.groups} | (
+            {settings.default_group} if settings.default_group else set())
+        unknown = sorted(named - set(settings.staff_groups))
+        if unknown:
+            raise ValueError(f"routing names staff groups that are not configured: {', '.join(unknown)}")
         return cls(settings.staff_groups, settings.routes, settings.default_group)
 
     def group_names(self, facts: dict[str, str]) -> list[str]:

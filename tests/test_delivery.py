@@ -70,6 +70,19 @@ async def test_routing_rules_pick_groups():
     assert Dispatch({}, []).group_names({"kind": "repair"}) == []
 
 
+def test_routing_to_an_unknown_group_is_refused():
+    import pytest
+
+    from config.settings import Settings
+
+    with pytest.raises(ValueError, match="duty"):
+        Dispatch.from_settings(Settings(staff_groups={"repairs": GROUPS["repairs"]},
+                                        routes=[Route(groups=["duty"], urgency=["emergency"])]))
+    with pytest.raises(ValueError, match="nowhere"):
+        Dispatch.from_settings(Settings(default_group="nowhere"))
+    assert Dispatch.from_settings(Settings(staff_groups=GROUPS, routes=ROUTES, default_group="repairs"))
+
+
 async def test_order_priority_and_retry_after(any_engine, clock):
     sm, outlet = any_engine.sm, Outlet()
     delivery = Delivery(sm, clock, {"chat": outlet}, backoff_seconds=10)

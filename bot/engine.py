@@ -9,9 +9,9 @@ import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import joinedload
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from config.settings import Settings
 from handlers import router
@@ -54,34 +54,33 @@ class Engine:
             max_text_length=settings.max_text_length, hurry_cooldown_minutes=settings.hurry_cooldown_minutes,
             promise_minutes=dict(CLAIM_MINUTES))
 
-    async def identity(self, session: AsyncSession, sender: Sender) -> Identity:
-        ident = await session.scalar(select(Identity).where(Identity.channel == sender.channel,
-                                                            Identity.external_id == sender.user_id)
-                                     .options(joinedload(Identity.person)))
-        if ident is None:
-            lang = _lang(sender.lang_hint)
-            person = Person(name=sender.display_name[:100], lang=lang, created_at=self.clock.now())
-            session.add(person)
-            await session.flush()
-            ident = Identity(channel=sender.channel, external_id=sender.user_id, chat_id=sender.chat_id,
-                             person_id=person.id, person=person, display_name=sender.display_name[:100],
-                             created_at=self.clock.now())
-            session.add(ident)
-            await session.flush()
-        elif not ident.active:
-            ident.active = True
-        return ident
+    async def _identity(self, session: AsyncSession, conn: AsyncConnection, sender: Sender) -> tuple[int, str | None]:
+        """(person id, the person's language) of the sender's chat account, created on first contact."""
+        row = (await conn.execute(_IDENTITY, {"channel": sender.channel, "user": sender.user_id})).first()
+        if row is not None:
+            if not row.active:  # a returning follower (e.g. a WeChat owner who unfollowed)
+                await conn.execute(update(Identity).where(Identity.id == row.id).values(active=True))
+            return row.person_id, row.lang
+        person = Person(name=sender.display_name[:100], lang=_lang(sender.lang_hint), created_at=self.clock.now())
+        session.add(person)
+        await session.flush()
+        session.add(Identity(channel=sender.channel, external_id=sender.user_id, chat_id=sender.chat_id,
+                             person_id=person.id, display_name=sender.display_name[:100],
+                             created_at=self.clock.now()))
+        await session.flush()
+        return person.id, person.lang
 
-    async def _conversation(self, session: AsyncSession, channel: str, chat_id: str) -> Conversation:
-        conv = await session.scalar(select(Conversation).where(
-            Conversation.channel == channel, Conversation.chat_id == chat_id).with_for_update())
-        if conv is None:
-            conv = Conversation(channel=channel, chat_id=chat_id, flow="menu", state="idle", data={},
-                                updated_at=self.clock.now())
-            session.add(conv)
-            await session.flush()
-            # Re-read under lock: a concurrent first message may have created it too.
-        return conv
+    async def _conversation(self, conn: AsyncConnection, channel: str, chat_id: str):  # noqa: ANN202
+        """The chat's conversation row, locked for this transaction; created when new."""
+        key = {"channel": channel, "chat": chat_id}
+        row = (await conn.execute(_CONVERSATION, key)).first()
+        if row is None:
+            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            await conn.execute(insert(Conversation).values(channel=channel, chat_id=chat_id, flow="menu",
+                                                           state="idle", data={}, updated_at=self.clock.now())
+                               .on_conflict_do_nothing())  # a concurrent first message may have created it
+            row = (await conn.execute(_CONVERSATION, key)).first()
+        return row
 
     async def handle(self, sender: Sender, msg: Inbound) -> list[Reply]:
         if self._serial is None:
@@ -90,28 +89,40 @@ class Engine:
             return await self._handle(sender, msg)
 
     async def _handle(self, sender: Sender, msg: Inbound) -> list[Reply]:
+        # The hot path (who, which conversation, save it) is three Core statements on the session's connection;
+        # the ORM session is there for what the flows ask of the desk.
         async with self.sessionmaker() as session, session.begin():
-            ident = await self.identity(session, sender)
-            person = ident.person
-            conv = await self._conversation(session, sender.channel, sender.chat_id)
-            lang = conv.lang or person.lang or _lang(sender.lang_hint) or self.settings.default_lang
+            conn = await session.connection()
+            person_id, person_lang = await self._identity(session, conn, sender)
+            conv = await self._conversation(conn, sender.channel, sender.chat_id)
+            lang = conv.lang or person_lang or _lang(sender.lang_hint) or self.settings.default_lang
             replies: list[Reply] = []
             now = self.clock.now()
+            flow, state, data = conv.flow, conv.state, dict(conv.data or {})
             timeout = timedelta(minutes=self.settings.conversation_timeout_minutes)
-            if conv.flow != "menu" and now - conv.updated_at > timeout:
+            if flow != "menu" and now - conv.updated_at > timeout:
                 replies.append(Reply(t(lang, "common.expired")))
-                conv.flow, conv.state, conv.data = "menu", "idle", {}
+                flow, state, data = "menu", "idle", {}
             desk = DbDesk(session, self.classifier, self.clock, self.settings.hurry_cooldown_minutes,
                           self.dispatch, self.settings.staff_lang)
-            ctx = Ctx(desk=desk,
-                      channel=sender.channel, chat_id=sender.chat_id, person_id=person.id, lang=lang,
-                      flow=conv.flow, state=conv.state, data=dict(conv.data or {}), now=now,
-                      settings=self.flow_settings)
+            ctx = Ctx(desk=desk, channel=sender.channel, chat_id=sender.chat_id, person_id=person_id, lang=lang,
+                      flow=flow, state=state, data=data, now=now, settings=self.flow_settings)
             await router.handle(ctx, msg)
-            conv.flow, conv.state, conv.data = ctx.flow, str(ctx.state), ctx.data
-            conv.lang = ctx.lang
-            conv.updated_at = now
+            await session.flush()
+            await conn.execute(update(Conversation)
+                               .where(Conversation.channel == sender.channel, Conversation.chat_id == sender.chat_id)
+                               .values(flow=ctx.flow, state=str(ctx.state), data=ctx.data, lang=ctx.lang,
+                                       updated_at=now))
             return replies + ctx.replies
+
+
+_IDENTITY = (select(Identity.id, Identity.person_id, Identity.active, Person.lang)
+             .join(Person, Person.id == Identity.person_id)
+             .where(Identity.channel == bindparam("channel"), Identity.external_id == bindparam("user")))
+_CONVERSATION = (select(Conversation.flow, Conversation.state, Conversation.data, Conversation.lang,
+                        Conversation.updated_at)
+                 .where(Conversation.channel == bindparam("channel"), Conversation.chat_id == bindparam("chat"))
+                 .with_for_update())
 
 
 def _lang(hint: str | None) -> str | None:

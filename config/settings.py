@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     # How often a 429 (flood limit) is retried after its retry_after before the outbox takes over.
     telegram_max_retries: int = 5
     # How many updates are processed at once (one chat's updates always in order).
-    telegram_concurrent_updates: int = 32
+    telegram_concurrent_updates: int = 8
     # Telegram's flood limits, kept by python-telegram-bot's rate limiter: overall per second (0: none, e.g. for a
     # self-hosted Bot API server), per group per period.
     telegram_overall_per_second: float = 30

@@ -1,4 +1,4 @@
-"""The `propdesk` command: run, db upgrade, classify, import owners|bills, staff, qrcode."""
+"""The `propdesk` command: run, db upgrade, classify, import owners|bills, staff, qrcode, wechat."""
 from __future__ import annotations
 
 import argparse
@@ -149,6 +149,59 @@ def cmd_qrcode(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_wechat(args: argparse.Namespace) -> int:
+    """Create the official account's custom menu, or parametric QR codes for public places."""
+    from pathlib import Path
+
+    from bot.app import App
+    from bot.channels.wechat_api import WeChatAPI, WeChatAPIError
+    from bot.channels.wechat_menu import MENU
+    from bot.places import places
+    from models.db import upgrade_url
+
+    settings = get_settings()
+    if not (settings.wechat_app_id and settings.wechat_app_secret):
+        print("set PROPDESK_WECHAT_APP_ID and PROPDESK_WECHAT_APP_SECRET", file=sys.stderr)
+        return 2
+    known = places()
+    wanted = getattr(args, "places", None) or list(known)
+    if args.action == "qrcode" and [p for p in wanted if p not in known]:
+        print(f"unknown place(s): {', '.join(p for p in wanted if p not in known)} (see config/places.toml)",
+              file=sys.stderr)
+        return 2
+    upgrade_url(settings.database_url)  # the access token is kept in the database
+
+    async def go() -> None:
+        app = App.create(settings)
+        api = WeChatAPI(app)
+        await api.start()
+        try:
+            if args.action == "menu":
+                await api.create_menu(MENU)
+                print("menu created: " + " | ".join(b["name"] for b in MENU["button"]))
+                return
+            out = Path(args.out) if args.out else None
+            if out:
+                out.mkdir(parents=True, exist_ok=True)
+            for code in wanted:
+                qr = await api.create_qrcode(code)
+                line = f"{code}\t{known[code]['name']}\t{qr['url']}"
+                if out:
+                    (out / f"{code}.png").write_bytes(await api.qrcode_image(qr["ticket"]))
+                    line += f"\t{out / (code + '.png')}"
+                print(line)
+        finally:
+            await api.close()
+            await app.close()
+
+    try:
+        asyncio.run(go())
+    except WeChatAPIError as exc:
+        print(f"WeChat refused: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.runner import run
 
@@ -188,6 +241,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bot", help="the bot's username (else PROPDESK_TELEGRAM_BOT_USERNAME)")
     p.add_argument("--out", help="write a PNG per place into this folder")
     p.set_defaults(fn=cmd_qrcode)
+    p = sub.add_parser("wechat", help="WeChat official account: custom menu, parametric QR codes")
+    wx = p.add_subparsers(dest="action", required=True)
+    wx.add_parser("menu", help="create the account's custom menu (报修, 投诉, 我的…)")
+    a = wx.add_parser("qrcode", help="permanent QR codes whose scan starts a repair at a place")
+    a.add_argument("places", nargs="*", help="place codes from config/places.toml (all when omitted)")
+    a.add_argument("--out", help="save a PNG per place into this folder")
+    p.set_defaults(fn=cmd_wechat)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return args.fn(args)

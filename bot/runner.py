@@ -34,6 +34,11 @@ def build_channels(app: App) -> list:
         from .channels.telegram import TelegramChannel
 
         channels.append(TelegramChannel(app))
+    s = app.settings
+    if s.wechat_token and s.wechat_app_id and s.wechat_app_secret:
+        from .channels.wechat import WeChatChannel
+
+        channels.append(WeChatChannel(app))
     return channels
 
 

@@ -122,8 +122,9 @@ class TicketService:
         staff = await self.staff_name(ticket.assignee_id)
         lang = (reporter.lang if reporter else None) or "zh"
         text = t(lang, key, number=ticket.number, note=note, staff=staff or label(lang, "status", "assigned"))
+        # "template": a status update may go out as a template message where a channel's reply window is shut.
         payload = {"text": text, "choices": [{"id": cid, "label": t(lang, lbl)} for cid, lbl in (choices or [])],
-                   "photo_ref": photo_ref}
+                   "photo_ref": photo_ref, "template": "status"}
         for ident in identities:
             self.s.add(OutboxMessage(channel=ident.channel, chat_id=ident.chat_id, payload=payload,
                                      ticket_id=ticket.id, created_at=self.clock.now()))

@@ -86,6 +86,21 @@ class Settings(BaseSettings):
     telegram_group_limit: int = 20
     telegram_group_period_seconds: float = 60
 
+    # WeChat official account (公众号): the channel starts when token, app id and secret are set. With an AES key
+    # (EncodingAESKey) safe and compatible mode messages are decrypted and answered encrypted.
+    wechat_token: str | None = None
+    wechat_app_id: str | None = None
+    wechat_app_secret: str | None = None
+    wechat_aes_key: str | None = None
+    wechat_path: str = "/wechat"
+    wechat_api_base_url: str = "https://api.weixin.qq.com"
+    wechat_mp_base_url: str = "https://mp.weixin.qq.com"  # where QR-code images are fetched
+    # WeChat waits 5 s for an answer: one ready within this many seconds is answered in the request, anything
+    # later goes out through the customer-service message API.
+    wechat_reply_within_seconds: float = 3.5
+    # Template messages for status updates outside the customer-service window: {"status": "<template id>"}.
+    wechat_templates: dict[str, str] = {}
+
     # Outbox delivery: attempts before a message is marked failed, and the first retry's delay (doubles).
     delivery_max_attempts: int = 8
     delivery_backoff_seconds: float = 2.0

@@ -1,0 +1,271 @@
+"""WeChat official account (公众号): owners' messages and events in, answers out, with wechatpy's crypto and parser.
+
+WeChat waits 5 s for an answer and retries a request up to 3 times. An answer ready within
+`wechat_reply_within_seconds` goes back in the request (a passive reply); a later one is answered `success` and
+sent through the customer-service message API by the delivery worker. Every message leaves a receipt keyed by
+MsgId (events: sender + time + event), so a retry — on any worker — never runs the flow twice and gets the
+original's answer.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from xml.parsers.expat import ExpatError
+
+from aiohttp import web
+from sqlalchemy import update
+from wechatpy import parse_message
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
+from wechatpy.replies import TextReply
+from wechatpy.utils import check_signature
+
+from bot.app import App
+from bot.cards import Card
+from bot.delivery import DeliveryError
+from bot.engine import Sender
+from handlers.messages import Inbound, Reply, merge_replies
+from models import Identity
+
+from .wechat_api import WeChatAPI, WeChatAPIError
+from .wechat_state import Receipts, Windows
+
+CHANNEL = "wechat"
+TEXT_BYTES = 2040  # WeChat takes at most 2048 bytes of text in one message
+MAX_BODY = 64 * 1024
+# Menu CLICK keys (see `propdesk wechat menu`) -> the flows' commands.
+CLICK_COMMANDS = {"repair": "repair", "complaint": "complain", "fees": "fees", "mytickets": "mytickets",
+                  "bind": "bind", "lang": "lang", "help": "help"}
+# WeChat refusals that mean "no more customer-service messages to this owner now": try a template instead.
+OUT_OF_WINDOW = {45015, 45047}
+log = logging.getLogger("propdesk.wechat")
+
+
+def render_text(reply: dict) -> str:
+    """A reply as WeChat text: choices become a numbered list the owner answers with a digit or the words."""
+    text = reply.get("text", "")
+    choices = reply.get("choices") or []
+    if choices:
+        text += "\n" + "\n".join(f"{n}. {c['label']}" for n, c in enumerate(choices, start=1))
+    return text
+
+
+def split_bytes(text: str, limit: int = TEXT_BYTES) -> list[str]:
+    """Split at line breaks so that each piece is at most `limit` bytes of UTF-8."""
+    pieces, current = [], ""
+    for line in text.split("\n"):
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate.encode()) <= limit:
+            current = candidate
+            continue
+        if current:
+            pieces.append(current)
+        while len(line.encode()) > limit:  # a single overlong line: cut by characters
+            cut = limit // 3
+            pieces.append(line[:cut])
+            line = line[cut:]
+        current = line
+    return pieces + [current] if current or not pieces else pieces
+
+
+def inbound_from(msg) -> tuple[Inbound | None, str]:  # noqa: ANN001 - a wechatpy message or event
+    """The core's inbound message for a WeChat message or event, and which reply window it opens."""
+    kind = msg.type if msg.type != "event" else f"event:{msg.event or ''}"
+    if kind == "text":
+        return Inbound.text_or_command(msg.content or ""), "message"
+    if kind == "image":
+        return Inbound(kind="photo", photo_ref=f"wx:{msg.media_id}"), "message"
+    if kind == "voice":
+        if msg.recognition:  # WeChat's own speech recognition, when the account has it on
+            return Inbound(kind="text", text=msg.recognition), "message"
+        return Inbound(kind="unsupported", raw_type="voice"), "message"
+    if kind == "location":
+        try:
+            lat, lon = float(msg.location_x), float(msg.location_y)
+        except (TypeError, ValueError):
+            return Inbound(kind="unsupported", raw_type="location"), "message"
+        return Inbound(kind="location", latitude=lat, longitude=lon, text=msg.label or ""), "message"
+    if kind == "link":
+        return Inbound(kind="text", text=f"{msg.title or ''} {msg.description or ''} {msg.url or ''}".strip()), \
+            "message"
+    if kind in ("event:subscribe_scan", "event:scan"):  # a parametric QR code: scene = a place code
+        return Inbound(kind="command", command="start", args=str(msg.scene_id or "")), "event"
+    if kind == "event:subscribe":
+        return Inbound(kind="command", command="start"), "event"
+    if kind == "event:click":
+        command = CLICK_COMMANDS.get((msg.key or "").lower())
+        return (Inbound(kind="command", command=command) if command else None), "event"
+    if kind.startswith("event:"):  # unfollow, menu links, location reports, job notices: nothing to answer
+        return None, "event"
+    return Inbound(kind="unsupported", raw_type=kind), "message"
+
+
+def receipt_key(msg) -> str:  # noqa: ANN001
+    if msg.id:
+        return f"{CHANNEL}:{msg.id}"
+    return f"{CHANNEL}:{msg.source}:{msg.time}:{getattr(msg, 'event', '') or msg.type}"
+
+
+class WeChatChannel:
+    channel = CHANNEL
+
+    def __init__(self, app: App):
+        s = app.settings
+        self.app = app
+        self.token = s.wechat_token
+        self.crypto = WeChatCrypto(s.wechat_token, s.wechat_aes_key, s.wechat_app_id) if s.wechat_aes_key else None
+        self.api = WeChatAPI(app)
+        self.receipts = Receipts(app)
+        self.windows = Windows(app)
+        self.reply_within = s.wechat_reply_within_seconds
+        self.templates = s.wechat_templates
+        self._pending: set[asyncio.Task] = set()
+
+    def setup_routes(self, webapp: web.Application) -> None:
+        path = self.app.settings.wechat_path
+        webapp.router.add_get(path, self.on_verify)
+        webapp.router.add_post(path, self.on_message)
+
+    async def start(self) -> None:
+        await self.api.start()
+        log.info("wechat channel up at %s", self.app.settings.wechat_path)
+
+    async def stop(self) -> None:
+        if self._pending:
+            await asyncio.wait(self._pending, timeout=10)
+        await self.api.close()
+
+    # -- WeChat's requests -------------------------------------------------------------------------------------
+    def _signed(self, request: web.Request) -> bool:
+        q = request.query
+        try:
+            check_signature(self.token, q.get("signature", ""), q.get("timestamp", ""), q.get("nonce", ""))
+        except InvalidSignatureException:
+            return False
+        return True
+
+    async def on_verify(self, request: web.Request) -> web.Response:
+        """The URL check when the account's server settings are saved: echo echostr if the signature holds."""
+        if not self._signed(request):
+            return web.Response(status=403, text="invalid signature")
+        return web.Response(text=request.query.get("echostr", ""))
+
+    async def on_message(self, request: web.Request) -> web.Response:
+        if not self._signed(request):
+            return web.Response(status=403, text="invalid signature")
+        if (request.content_length or 0) > MAX_BODY:
+            return web.Response(status=413, text="too large")
+        body = await request.content.read(MAX_BODY + 1)
+        if len(body) > MAX_BODY:
+            return web.Response(status=413, text="too large")
+        q = request.query
+        encrypted = q.get("encrypt_type") == "aes"
+        try:
+            if encrypted:
+                if self.crypto is None:
+                    return web.Response(status=400, text="encrypted message but no AES key configured")
+                body = self.crypto.decrypt_message(body, q.get("msg_signature", ""), q.get("timestamp", ""),
+                                                   q.get("nonce", ""))
+            msg = parse_message(body)
+        except (InvalidSignatureException, InvalidAppIdException):
+            return web.Response(status=403, text="invalid signature")
+        except (ExpatError, KeyError, ValueError, TypeError, AttributeError):
+            return web.Response(status=400, text="malformed message")
+        if msg is None or not msg.source:
+            return web.Response(status=400, text="malformed message")
+        xml = await self.answer(msg)
+        if xml and encrypted:
+            xml = self.crypto.encrypt_message(xml, q.get("nonce", ""), q.get("timestamp", ""))
+        return web.Response(text=xml or "success", content_type="application/xml" if xml else "text/plain")
+
+    async def answer(self, msg) -> str:  # noqa: ANN001
+        """The passive reply XML for a message, or "" (answer `success`, the reply follows by the API)."""
+        inbound, window = inbound_from(msg)
+        openid = msg.source
+        if msg.type == "event" and msg.event == "unsubscribe":
+            await self._unfollowed(openid)
+            return ""
+        if inbound is None:
+            return ""
+        key = receipt_key(msg)
+        receipt = await self.receipts.claim(key, openid)
+        if receipt is not None:  # a retry: the first delivery is (or was) being handled
+            return await self.receipts.answer_of(key, wait=self.reply_within)
+        await self.windows.opened(openid, window)
+        task = asyncio.create_task(self.app.engine.handle(Sender(CHANNEL, openid, openid), inbound))
+        done, _ = await asyncio.wait({task}, timeout=self.reply_within)
+        if task not in done:
+            self._pending.add(task)
+            task.add_done_callback(lambda t: self._later(t, key, openid))
+            return ""
+        self.app.wake_delivery()
+        return await self._passive(msg, key, openid, task.result())
+
+    async def _passive(self, msg, key: str, openid: str, replies: list[Reply]) -> str:  # noqa: ANN001
+        texts = [render_text(r.as_dict()) for r in merge_replies(replies, 10**6)]
+        pieces = split_bytes("\n\n".join(t for t in texts if t))
+        xml = TextReply(message=msg, content=pieces[0]).render()
+        if pieces[1:]:  # more than one message can carry: the rest through the customer-service API
+            await self.app.queue_messages(CHANNEL, openid, [{"text": p} for p in pieces[1:]])
+        await self.receipts.settle(key, "answered", xml)
+        return xml
+
+    def _later(self, task: asyncio.Task, key: str, openid: str) -> None:
+        """The flow finished after the request was answered: send its replies through the API."""
+        self._pending.discard(task)
+        if task.cancelled() or task.exception() is not None:
+            log.error("wechat message %s failed", key, exc_info=task.exception())
+            return
+        replies = task.result()
+
+        async def queue() -> None:
+            texts = [render_text(r.as_dict()) for r in merge_replies(replies, 10**6)]
+            pieces = split_bytes("\n\n".join(t for t in texts if t))
+            await self.app.queue_messages(CHANNEL, openid, [{"text": p} for p in pieces if p])
+            await self.receipts.settle(key, "queued", "")
+
+        follow_up = asyncio.create_task(queue())
+        self._pending.add(follow_up)
+        follow_up.add_done_callback(self._pending.discard)
+
+    async def _unfollowed(self, openid: str) -> None:
+        """An owner unfollowed: the account is marked inactive, nothing is deleted."""
+        async with self.app.sessionmaker() as s, s.begin():
+            await s.execute(update(Identity).where(Identity.channel == CHANNEL, Identity.external_id == openid)
+                            .values(active=False))
+
+    # -- the delivery worker's outlet ----------------------------------------------------------------------
+    async def send(self, chat_id: str, payload: dict, reply_to: str | None = None) -> str | None:
+        """A customer-service message while the owner's window allows; a template message for a status update
+        outside it; otherwise a refusal the outbox records (and shows on the ticket)."""
+        text = render_text(payload)
+        if payload.get("photo_ref") and not text:
+            text = "📷"
+        pieces = split_bytes(text)
+        try:
+            if await self.windows.take(chat_id, len(pieces)):
+                for piece in pieces:
+                    await self.api.send_text(chat_id, piece)
+                return None
+            return await self._template(chat_id, payload, text, "outside the customer-service window")
+        except WeChatAPIError as exc:
+            if exc.code in OUT_OF_WINDOW:
+                await self.windows.close(chat_id)
+                return await self._template(chat_id, payload, text, str(exc))
+            # -1: system busy; anything else (bad openid, blocked, no permission) will not change on retry.
+            raise DeliveryError(f"wechat {exc}", permanent=exc.code != -1) from exc
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise DeliveryError(f"wechat unreachable: {exc!r}") from exc
+
+    async def _template(self, openid: str, payload: dict, text: str, why: str) -> None:
+        template_id = self.templates.get(payload.get("template", ""))
+        if not template_id:
+            raise DeliveryError(f"{why}, and no template message configured for it", permanent=True)
+        try:
+            await self.api.send_template(openid, template_id, {
+                "content": text[:200], "time": self.app.clock.local().strftime("%Y-%m-%d %H:%M")})
+        except WeChatAPIError as exc:
+            raise DeliveryError(f"wechat template: {exc}", permanent=exc.code != -1) from exc
+
+    async def put_card(self, chat_id: str, card: Card, message_id: str | None) -> str:
+        raise DeliveryError("staff cards do not go to WeChat official-account chats", permanent=True)

@@ -1,0 +1,107 @@
+"""The few WeChat official-account API endpoints propdesk uses, over aiohttp (wechatpy's client is synchronous).
+
+The access token is fetched once and shared by every worker through the database, refreshed five minutes
+before it expires, and fetched anew when WeChat says it is invalid.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import aiohttp
+from sqlalchemy import select
+
+from bot.app import App
+from models import ApiToken
+
+log = logging.getLogger("propdesk.wechat")
+TOKEN_ERRORS = {40001, 40014, 42001}  # invalid, malformed, expired access token
+EARLY_REFRESH = timedelta(minutes=5)
+
+
+class WeChatAPIError(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+class WeChatAPI:
+    def __init__(self, app: App):
+        s = app.settings
+        self.app = app
+        self.base = s.wechat_api_base_url.rstrip("/")
+        self.mp_base = s.wechat_mp_base_url.rstrip("/")
+        self.app_id, self.secret = s.wechat_app_id, s.wechat_app_secret
+        self.token_name = f"wechat:{self.app_id}"
+        self.http: aiohttp.ClientSession | None = None
+        self._memo: tuple[str, object] | None = None  # (token, expires_at): saves a read per call
+
+    async def start(self) -> None:
+        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+
+    async def close(self) -> None:
+        if self.http:
+            await self.http.close()
+
+    async def token(self, stale: str | None = None) -> str:
+        """A valid access token; `stale` is one WeChat refused, so a newer one (or a fresh fetch) is needed."""
+        now = self.app.clock.now()
+        if self._memo and self._memo[0] != stale and self._memo[1] - EARLY_REFRESH > now:
+            return self._memo[0]
+        async with self.app.sessionmaker() as s, s.begin():
+            row = await s.scalar(select(ApiToken).where(ApiToken.name == self.token_name).with_for_update())
+            if row is None or row.value == stale or row.expires_at - EARLY_REFRESH <= now:
+                value, ttl = await self._fetch_token()
+                if row is None:
+                    row = ApiToken(name=self.token_name, value=value, expires_at=now)
+                    s.add(row)
+                row.value, row.expires_at = value, now + timedelta(seconds=ttl)
+            self._memo = (row.value, row.expires_at)
+            return row.value
+
+    async def _fetch_token(self) -> tuple[str, int]:
+        params = {"grant_type": "client_credential", "appid": self.app_id, "secret": self.secret}
+        async with self.http.get(f"{self.base}/cgi-bin/token", params=params) as resp:
+            data = await resp.json(content_type=None)
+        if "access_token" not in data:
+            raise WeChatAPIError(int(data.get("errcode", -1)), data.get("errmsg", "no access_token"))
+        log.info("fetched a new WeChat access token")
+        return data["access_token"], int(data.get("expires_in", 7200))
+
+    async def call(self, path: str, body: dict | None = None, method: str = "POST") -> dict:
+        """Call an endpoint with the access token; a refused token is replaced once."""
+        token = await self.token()
+        for attempt in (1, 2):
+            async with self.http.request(method, f"{self.base}{path}", params={"access_token": token},
+                                         json=body) as resp:
+                data = await resp.json(content_type=None)
+            code = int(data.get("errcode", 0) or 0)
+            if code in TOKEN_ERRORS and attempt == 1:
+                token = await self.token(stale=token)
+                continue
+            if code:
+                raise WeChatAPIError(code, data.get("errmsg", ""))
+            return data
+        raise AssertionError("unreachable")
+
+    async def send_text(self, openid: str, text: str) -> None:
+        await self.call("/cgi-bin/message/custom/send",
+                        {"touser": openid, "msgtype": "text", "text": {"content": text}})
+
+    async def send_template(self, openid: str, template_id: str, data: dict) -> None:
+        await self.call("/cgi-bin/message/template/send",
+                        {"touser": openid, "template_id": template_id,
+                         "data": {k: {"value": v} for k, v in data.items()}})
+
+    async def create_menu(self, menu: dict) -> None:
+        await self.call("/cgi-bin/menu/create", menu)
+
+    async def create_qrcode(self, scene: str) -> dict:
+        """A permanent parametric QR code whose scene is `scene`: {"ticket", "url"}."""
+        return await self.call("/cgi-bin/qrcode/create", {"action_name": "QR_LIMIT_STR_SCENE",
+                                                           "action_info": {"scene": {"scene_str": scene}}})
+
+    async def qrcode_image(self, ticket: str) -> bytes:
+        async with self.http.get(f"{self.mp_base}/cgi-bin/showqrcode", params={"ticket": ticket}) as resp:
+            resp.raise_for_status()
+            return await resp.read()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Protocol
 from datetime import timedelta
 
 from sqlalchemy import bindparam, select, update
@@ -36,6 +37,16 @@ class Sender:
     user_id: str
     display_name: str = ""
     lang_hint: str | None = None  # e.g. Telegram's language_code
+
+
+class Hooks(Protocol):
+    """A channel's work inside the message's transaction (e.g. WeChat's receipt): all of it commits, or none."""
+
+    async def before(self, conn: AsyncConnection) -> bool:
+        """False: do not handle this message (e.g. a retry of one already handled)."""
+
+    async def after(self, conn: AsyncConnection, replies: list[Reply]) -> None:
+        """Record what the message produced."""
 
 
 class Engine:
@@ -82,17 +93,20 @@ class Engine:
             row = (await conn.execute(_CONVERSATION, key)).first()
         return row
 
-    async def handle(self, sender: Sender, msg: Inbound) -> list[Reply]:
+    async def handle(self, sender: Sender, msg: Inbound, hooks: "Hooks | None" = None) -> list[Reply] | None:
+        """Run one message; its replies. With hooks, None when `hooks.before` declined the message."""
         if self._serial is None:
-            return await self._handle(sender, msg)
+            return await self._handle(sender, msg, hooks)
         async with self._serial:
-            return await self._handle(sender, msg)
+            return await self._handle(sender, msg, hooks)
 
-    async def _handle(self, sender: Sender, msg: Inbound) -> list[Reply]:
+    async def _handle(self, sender: Sender, msg: Inbound, hooks: "Hooks | None") -> list[Reply] | None:
         # The hot path (who, which conversation, save it) is three Core statements on the session's connection;
         # the ORM session is there for what the flows ask of the desk.
         async with self.sessionmaker() as session, session.begin():
             conn = await session.connection()
+            if hooks is not None and not await hooks.before(conn):
+                return None
             person_id, person_lang = await self._identity(session, conn, sender)
             conv = await self._conversation(conn, sender.channel, sender.chat_id)
             lang = conv.lang or person_lang or _lang(sender.lang_hint) or self.settings.default_lang
@@ -113,6 +127,8 @@ class Engine:
                                .where(Conversation.channel == sender.channel, Conversation.chat_id == sender.chat_id)
                                .values(flow=ctx.flow, state=str(ctx.state), data=ctx.data, lang=ctx.lang,
                                        updated_at=now))
+            if hooks is not None:
+                await hooks.after(conn, replies + ctx.replies)
             return replies + ctx.replies
 
 

@@ -13,7 +13,7 @@ import logging
 from xml.parsers.expat import ExpatError
 
 from aiohttp import web
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
@@ -25,7 +25,7 @@ from bot.cards import Card
 from bot.delivery import DeliveryError
 from bot.engine import Sender
 from handlers.messages import Inbound, Reply, merge_replies
-from models import Identity
+from models import Identity, OutboxMessage
 
 from .wechat_api import WeChatAPI, WeChatAPIError
 from .wechat_state import Receipts, Windows
@@ -104,6 +104,32 @@ def receipt_key(msg) -> str:  # noqa: ANN001
     if msg.id:
         return f"{CHANNEL}:{msg.id}"
     return f"{CHANNEL}:{msg.source}:{msg.time}:{getattr(msg, 'event', '') or msg.type}"
+
+
+class _Receipt:
+    """The message's receipt and reply window, written in the same transaction as the conversation step."""
+
+    def __init__(self, channel: "WeChatChannel", key: str, openid: str, window: str):
+        self.channel, self.key, self.openid, self.window = channel, key, openid, window
+        self.first = ""  # what one message can carry: the passive reply
+
+    async def before(self, conn) -> bool:  # noqa: ANN001
+        if not await self.channel.receipts.claim(conn, self.key, self.openid):
+            return False
+        await self.channel.windows.opened(conn, self.openid, self.window)
+        return True
+
+    async def after(self, conn, replies: list[Reply]) -> None:  # noqa: ANN001
+        texts = [render_text(r.as_dict()) for r in merge_replies(replies, 10**6)]
+        pieces = split_bytes("\n\n".join(t for t in texts if t))
+        self.first = pieces[0]
+        await self.channel.receipts.ready(conn, self.key, self.first)
+        if pieces[1:]:  # more than one message can carry: the rest through the customer-service API
+            now = self.channel.app.clock.now()
+            await conn.execute(insert(OutboxMessage), [
+                {"channel": CHANNEL, "chat_id": self.openid, "payload": {"text": p}, "created_at": now,
+                 "kind": "message", "priority": 0, "status": "pending", "attempts": 0, "last_error": ""}
+                for p in pieces[1:]])
 
 
 class WeChatChannel:
@@ -187,42 +213,32 @@ class WeChatChannel:
             return ""
         if inbound is None:
             return ""
-        key = receipt_key(msg)
-        receipt = await self.receipts.claim(key, openid)
-        if receipt is not None:  # a retry: the first delivery is (or was) being handled
-            return await self.receipts.answer_of(key, wait=self.reply_within)
-        await self.windows.opened(openid, window)
-        task = asyncio.create_task(self.app.engine.handle(Sender(CHANNEL, openid, openid), inbound))
+        hooks = _Receipt(self, receipt_key(msg), openid, window)
+        task = asyncio.create_task(self.app.engine.handle(Sender(CHANNEL, openid, openid), inbound, hooks))
         done, _ = await asyncio.wait({task}, timeout=self.reply_within)
         if task not in done:
             self._pending.add(task)
-            task.add_done_callback(lambda t: self._later(t, key, openid))
+            task.add_done_callback(lambda t: self._later(t, hooks))
             return ""
-        self.app.wake_delivery()
-        return await self._passive(msg, key, openid, task.result())
+        if task.result() is None:  # a retry: the first delivery was handled (or is being handled) elsewhere
+            text = await self.receipts.answer_of(hooks.key, wait=self.reply_within)
+        else:
+            self.app.wake_delivery()
+            text = hooks.first
+        return TextReply(message=msg, content=text).render() if text else ""
 
-    async def _passive(self, msg, key: str, openid: str, replies: list[Reply]) -> str:  # noqa: ANN001
-        texts = [render_text(r.as_dict()) for r in merge_replies(replies, 10**6)]
-        pieces = split_bytes("\n\n".join(t for t in texts if t))
-        xml = TextReply(message=msg, content=pieces[0]).render()
-        if pieces[1:]:  # more than one message can carry: the rest through the customer-service API
-            await self.app.queue_messages(CHANNEL, openid, [{"text": p} for p in pieces[1:]])
-        await self.receipts.settle(key, "answered", xml)
-        return xml
-
-    def _later(self, task: asyncio.Task, key: str, openid: str) -> None:
-        """The flow finished after the request was answered: send its replies through the API."""
+    def _later(self, task: asyncio.Task, hooks: "_Receipt") -> None:
+        """The flow finished after the request was answered: its reply goes out through the API."""
         self._pending.discard(task)
         if task.cancelled() or task.exception() is not None:
-            log.error("wechat message %s failed", key, exc_info=task.exception())
+            log.error("wechat message %s failed", hooks.key, exc_info=None if task.cancelled() else task.exception())
             return
-        replies = task.result()
+        if task.result() is None:
+            return
 
         async def queue() -> None:
-            texts = [render_text(r.as_dict()) for r in merge_replies(replies, 10**6)]
-            pieces = split_bytes("\n\n".join(t for t in texts if t))
-            await self.app.queue_messages(CHANNEL, openid, [{"text": p} for p in pieces if p])
-            await self.receipts.settle(key, "queued", "")
+            await self.app.queue_messages(CHANNEL, hooks.openid, [{"text": hooks.first}])
+            await self.receipts.queued(hooks.key)
 
         follow_up = asyncio.create_task(queue())
         self._pending.add(follow_up)

@@ -4,8 +4,9 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.app import App
 from models import InboundReceipt, ServiceWindow
@@ -17,35 +18,44 @@ MESSAGE_WINDOW, MESSAGE_QUOTA = timedelta(hours=48), 5
 EVENT_WINDOW, EVENT_QUOTA = timedelta(minutes=1), 3
 
 
+def _insert(conn):  # noqa: ANN001, ANN202
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
 class Receipts:
+    """Statuses: processing -> ready (the reply is stored) -> queued (it went out through the API instead)."""
+
     def __init__(self, app: App):
         self.app = app
 
-    async def claim(self, key: str, chat_id: str) -> InboundReceipt | None:
-        """Record the first delivery of a message; the existing receipt when this is a retry."""
-        now = self.app.clock.now()
-        async with self.app.sessionmaker() as s, s.begin():
-            insert = postgresql.insert if s.bind.dialect.name == "postgresql" else sqlite.insert
-            done = await s.execute(insert(InboundReceipt).values(key=key, chat_id=chat_id, status="processing",
-                                                                 reply="", created_at=now, updated_at=now)
-                                   .on_conflict_do_nothing())
-            if done.rowcount == 1:
-                return None
-            return await s.get(InboundReceipt, key)
+    async def claim(self, conn: AsyncConnection, key: str, chat_id: str) -> bool:
+        """Record the first delivery of a message, in the caller's transaction; False when this is a retry.
 
-    async def settle(self, key: str, status: str, reply: str) -> None:
+        On PostgreSQL a concurrent retry waits here until the first delivery's transaction ends.
+        """
+        now = self.app.clock.now()
+        done = await conn.execute(_insert(conn)(InboundReceipt).values(
+            key=key, chat_id=chat_id, status="processing", reply="", created_at=now, updated_at=now)
+            .on_conflict_do_nothing())
+        return done.rowcount == 1
+
+    async def ready(self, conn: AsyncConnection, key: str, reply: str) -> None:
+        await conn.execute(update(InboundReceipt).where(InboundReceipt.key == key)
+                           .values(status="ready", reply=reply, updated_at=self.app.clock.now()))
+
+    async def queued(self, key: str) -> None:
         async with self.app.sessionmaker() as s, s.begin():
-            receipt = await s.get(InboundReceipt, key)
-            receipt.status, receipt.reply, receipt.updated_at = status, reply, self.app.clock.now()
+            await s.execute(update(InboundReceipt).where(InboundReceipt.key == key)
+                            .values(status="queued", updated_at=self.app.clock.now()))
 
     async def answer_of(self, key: str, wait: float) -> str:
-        """For a retry: the original's passive reply once there is one (waiting a little), else "" (success)."""
+        """For a retry: the original's reply once it is ready (waiting a little), else "" (answer `success`)."""
         deadline = asyncio.get_running_loop().time() + wait
         while True:
             async with self.app.sessionmaker() as s:
                 receipt = await s.get(InboundReceipt, key)
-            if receipt.status != "processing" or asyncio.get_running_loop().time() >= deadline:
-                return receipt.reply if receipt.status == "answered" else ""
+            if receipt is None or receipt.status != "processing" or asyncio.get_running_loop().time() >= deadline:
+                return receipt.reply if receipt is not None and receipt.status == "ready" else ""
             await asyncio.sleep(0.1)
 
 
@@ -61,14 +71,13 @@ class Windows:
             s.add(row)
         return row
 
-    async def opened(self, chat_id: str, kind: str) -> None:
+    async def opened(self, conn: AsyncConnection, chat_id: str, kind: str) -> None:
         """The owner wrote (kind "message") or clicked / followed ("event"): a fresh window and quota."""
-        async with self.app.sessionmaker() as s, s.begin():
-            row = await self._row(s, chat_id)
-            if kind == "message":
-                row.message_at, row.message_used = self.app.clock.now(), 0
-            else:
-                row.event_at, row.event_used = self.app.clock.now(), 0
+        now = self.app.clock.now()
+        fresh = {"message_at": now, "message_used": 0} if kind == "message" else {"event_at": now, "event_used": 0}
+        await conn.execute(_insert(conn)(ServiceWindow).values(
+            **{"channel": CHANNEL, "chat_id": chat_id, "message_used": 0, "event_used": 0, **fresh})
+                           .on_conflict_do_update(index_elements=["channel", "chat_id"], set_=fresh))
 
     async def take(self, chat_id: str, n: int = 1) -> bool:
         """Use n messages of an open window's quota (the shorter event window first); False when none has room."""

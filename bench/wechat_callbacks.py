@@ -1,0 +1,206 @@
+"""Signed WeChat callbacks into propdesk's /wechat route, side by side with a bare wechatpy echo handler on aiohttp.
+
+    .venv/bin/python bench/wechat_callbacks.py [--rate 200] [--seconds 10] [--owners 200] [--mode plain|safe]
+
+Both servers run in this process on one event loop (one worker); the load comes from a child process that plays
+WeChat: it signs (and in safe mode encrypts) each POST. Two measurements per server:
+- open loop: messages at a fixed rate (default 200/s, owners in turn) for a while; latency p50/p99 of each POST;
+- closed loop: as fast as it goes with 50 owners at a time; requests/s.
+propdesk's owners walk a real conversation (menu, a repair description that is classified, cancel, my tickets),
+each message a new MsgId; every one is answered inside the request.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from wechatpy import parse_message  # noqa: E402
+from wechatpy.crypto import WeChatCrypto  # noqa: E402
+from wechatpy.replies import TextReply  # noqa: E402
+from wechatpy.utils import check_signature  # noqa: E402
+
+from bot.app import App  # noqa: E402
+from bot.channels.wechat import WeChatChannel  # noqa: E402
+from bot.clock import Clock  # noqa: E402
+from bot.seed import seed_demo  # noqa: E402
+from bot.server import build_app  # noqa: E402
+from config.settings import Settings  # noqa: E402
+from models.db import upgrade_url  # noqa: E402
+from tests.fakes import wechat as wx  # noqa: E402
+
+SCRIPT = ["菜单", "厨房水龙头一直滴水", "取消", "我的工单"]
+
+
+async def serve(webapp: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(webapp, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # noqa: SLF001
+
+
+def echo_app() -> web.Application:
+    """What a bare wechatpy handler does: check the signature, decrypt, parse, answer the text back."""
+    crypto = WeChatCrypto(wx.TOKEN, wx.AES_KEY, wx.APP_ID)
+
+    async def handle(request: web.Request) -> web.Response:
+        q = request.query
+        check_signature(wx.TOKEN, q["signature"], q["timestamp"], q["nonce"])
+        body = await request.read()
+        if q.get("encrypt_type") == "aes":
+            body = crypto.decrypt_message(body, q["msg_signature"], q["timestamp"], q["nonce"])
+        msg = parse_message(body)
+        xml = TextReply(message=msg, content=getattr(msg, "content", "")).render()
+        if q.get("encrypt_type") == "aes":
+            xml = crypto.encrypt_message(xml, q["nonce"], q["timestamp"])
+        return web.Response(text=xml, content_type="application/xml")
+
+    webapp = web.Application()
+    webapp.router.add_post("/wechat", handle)
+    return webapp
+
+
+async def propdesk(workdir: Path, database_url: str | None):  # noqa: ANN201
+    url = database_url or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+    await asyncio.to_thread(upgrade_url, url)
+    settings = Settings(database_url=url, wechat_token=wx.TOKEN, wechat_app_id=wx.APP_ID,
+                        wechat_app_secret=wx.APP_SECRET, wechat_aes_key=wx.AES_KEY,
+                        wechat_api_base_url="http://127.0.0.1:9", upload_dir=str(workdir / "uploads"))
+    app = App.create(settings, clock=Clock())
+    async with app.sessionmaker() as s, s.begin():
+        await seed_demo(s)
+    channel = WeChatChannel(app)
+    runner, base = await serve(build_app(app, [channel]))
+    await channel.start()
+
+    async def stop() -> None:
+        await channel.stop()
+        await runner.cleanup()
+        await app.close()
+
+    return stop, base + "/wechat"
+
+
+# -- the child process: WeChat's side --------------------------------------------------------------------------
+async def post(http: aiohttp.ClientSession, fake: wx.FakeWeChat, url: str, openid: str, n: int, mode: str) -> float:
+    query, body = fake.signed_request(fake.text(openid, SCRIPT[n % len(SCRIPT)]), mode)
+    start = time.perf_counter()
+    async with http.post(url, params=query, data=body.encode()) as resp:
+        await resp.read()
+        assert resp.status == 200, resp.status
+    return time.perf_counter() - start
+
+
+def summary(latencies: list[float], elapsed: float) -> dict:
+    latencies = sorted(latencies)
+    return {"requests": len(latencies), "per_s": round(len(latencies) / elapsed, 1),
+            "p50_ms": round(statistics.median(latencies) * 1000, 1),
+            "p99_ms": round(latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000, 1)}
+
+
+async def open_loop(url: str, rate: float, seconds: float, owners: int, mode: str, tag: str) -> dict:
+    fake = wx.FakeWeChat()
+    latencies: list[float] = []
+    counts = [0] * owners
+    locks = [asyncio.Lock() for _ in range(owners)]  # one owner's messages one after another, as on a phone
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        async def one(i: int) -> None:
+            k = i % owners
+            async with locks[k]:
+                latencies.append(await post(http, fake, url, f"{tag}-{k}", counts[k], mode))
+                counts[k] += 1
+
+        tasks, began = [], time.perf_counter()
+        for i in range(int(rate * seconds)):
+            delay = began + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - began
+    return summary(latencies, elapsed)
+
+
+async def closed_loop(url: str, total: int, owners: int, mode: str, tag: str) -> dict:
+    fake = wx.FakeWeChat()
+    latencies: list[float] = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        async def owner(k: int) -> None:
+            for n in range(total // owners):
+                latencies.append(await post(http, fake, url, f"{tag}-c{k}", n, mode))
+
+        began = time.perf_counter()
+        await asyncio.gather(*(owner(k) for k in range(owners)))
+        elapsed = time.perf_counter() - began
+    return summary(latencies, elapsed)
+
+
+async def driver() -> None:
+    reader = asyncio.StreamReader()
+    await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while line := await reader.readline():
+        job = json.loads(line)
+        if job["kind"] == "open":
+            result = await open_loop(job["url"], job["rate"], job["seconds"], job["owners"], job["mode"], job["tag"])
+        else:
+            result = await closed_loop(job["url"], job["total"], 50, job["mode"], job["tag"])
+        print(json.dumps(result), flush=True)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--owners", type=int, default=200)
+    parser.add_argument("--mode", choices=["plain", "safe"], default="safe")
+    parser.add_argument("--database-url", help="a PostgreSQL URL for propdesk (its tables are created if missing; "
+                        "use an empty database); SQLite in a temporary folder by default")
+    parser.add_argument("--driver", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if args.driver:
+        await driver()
+        return
+    child = await asyncio.create_subprocess_exec(sys.executable, __file__, "--driver", stdin=asyncio.subprocess.PIPE,
+                                                 stdout=asyncio.subprocess.PIPE)
+
+    async def run(job: dict) -> dict:
+        child.stdin.write((json.dumps({"mode": args.mode, **job}) + "\n").encode())
+        await child.stdin.drain()
+        return json.loads(await child.stdout.readline())
+
+    report = {}
+    runner, url = await serve(echo_app())
+    report["echo_handler"] = {
+        "open_loop": await run({"kind": "open", "url": url + "/wechat", "rate": args.rate, "seconds": args.seconds,
+                                "owners": args.owners, "tag": "e"}),
+        "closed_loop": await run({"kind": "closed", "url": url + "/wechat", "total": 4000, "tag": "e"})}
+    await runner.cleanup()
+    with tempfile.TemporaryDirectory() as tmp:
+        stop, url = await propdesk(Path(tmp), args.database_url)
+        report["propdesk"] = {
+            "open_loop": await run({"kind": "open", "url": url, "rate": args.rate, "seconds": args.seconds,
+                                    "owners": args.owners, "tag": "p"}),
+            "closed_loop": await run({"kind": "closed", "url": url, "total": 2000, "tag": "p"})}
+        await stop()
+    child.stdin.close()
+    await child.wait()
+    report["propdesk_vs_echo_throughput"] = round(report["propdesk"]["closed_loop"]["per_s"]
+                                                  / report["echo_handler"]["closed_loop"]["per_s"], 2)
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -47,6 +47,11 @@ def _compile(patterns: list[str]) -> list[re.Pattern]:
     return [re.compile(p) for p in patterns]
 
 
+def _any_of(patterns: list[re.Pattern]) -> re.Pattern:
+    """One regex that matches where any of the patterns does: a cheap first look before trying each."""
+    return re.compile("|".join(f"(?:{p.pattern})" for p in patterns) or r"(?!x)x")
+
+
 def normalize(text: str) -> str:
     """Half-width, lower-case, one space: the form every pattern is written against."""
     text = unicodedata.normalize("NFKC", text).lower()
@@ -61,19 +66,22 @@ class Classifier:
         self.negations = [normalize(n) for n in t["negation_before"]]
         self.window = int(t.get("window", 4))
         self.clause_split = re.compile(t["clause_split"])
-        self.cues = {name: _compile(pats) for name, pats in rules["cues"].items()}
+        self.cues = {name: _any_of(_compile(pats)) for name, pats in rules["cues"].items()}
         self.categories = {
             name: [(re.compile(p), float(w)) for p, w in words.items()]
             for name, words in rules["categories"].items()
         }
+        self.category_any = {name: _any_of([p for p, _ in words]) for name, words in self.categories.items()}
         self.rules = [
             Rule(r["name"], r["urgency"], _compile(r["any"]), r.get("category"), r.get("kind"))
             for r in rules["rules"]
         ]
+        self.rule_any = [_any_of(rule.patterns) for rule in self.rules]
 
     # -- building blocks -------------------------------------------------------------------------------------
     def _has(self, cue: str, text: str) -> bool:
-        return any(p.search(text) for p in self.cues.get(cue, []))
+        pattern = self.cues.get(cue)
+        return bool(pattern and pattern.search(text))
 
     def _negated(self, text: str, start: int) -> bool:
         """True when a negation ("没", "不是", "no ") ends at most `window` characters before the match."""
@@ -91,7 +99,9 @@ class Classifier:
 
     def _rule_hits(self, clause: str) -> list[Rule]:
         hits = []
-        for rule in self.rules:
+        for rule, any_pattern in zip(self.rules, self.rule_any):
+            if not any_pattern.search(clause):
+                continue
             for pat in rule.patterns:
                 if any(not self._negated(clause, m.start()) for m in pat.finditer(clause)):
                     hits.append(rule)
@@ -101,6 +111,8 @@ class Classifier:
     def _category(self, text: str) -> tuple[str, float]:
         best, best_score = "other", 0.0
         for name, words in self.categories.items():
+            if not self.category_any[name].search(text):
+                continue
             # A word said twice counts twice, but no more: repetition is not evidence.
             score = sum(w * min(len(pat.findall(text)), 2) for pat, w in words)
             if score > best_score:

@@ -123,22 +123,25 @@ class Engine:
                       flow=flow, state=state, data=data, now=now, settings=self.flow_settings)
             await router.handle(ctx, msg)
             await session.flush()
-            await conn.execute(update(Conversation)
-                               .where(Conversation.channel == sender.channel, Conversation.chat_id == sender.chat_id)
-                               .values(flow=ctx.flow, state=str(ctx.state), data=ctx.data, lang=ctx.lang,
-                                       updated_at=now))
+            await conn.execute(_SAVE, {"k_channel": sender.channel, "k_chat": sender.chat_id, "flow": ctx.flow,
+                                       "state": str(ctx.state), "data": ctx.data, "lang": ctx.lang,
+                                       "updated_at": now})
             if hooks is not None:
                 await hooks.after(conn, replies + ctx.replies)
             return replies + ctx.replies
 
 
-_IDENTITY = (select(Identity.id, Identity.person_id, Identity.active, Person.lang)
-             .join(Person, Person.id == Identity.person_id)
-             .where(Identity.channel == bindparam("channel"), Identity.external_id == bindparam("user")))
-_CONVERSATION = (select(Conversation.flow, Conversation.state, Conversation.data, Conversation.lang,
-                        Conversation.updated_at)
-                 .where(Conversation.channel == bindparam("channel"), Conversation.chat_id == bindparam("chat"))
+# Built once: the hot path's statements are plain Core on tables, with their parameters bound per call.
+_CONV, _IDENT, _PEOPLE = Conversation.__table__, Identity.__table__, Person.__table__
+_IDENTITY = (select(_IDENT.c.id, _IDENT.c.person_id, _IDENT.c.active, _PEOPLE.c.lang)
+             .join(_PEOPLE, _PEOPLE.c.id == _IDENT.c.person_id)
+             .where(_IDENT.c.channel == bindparam("channel"), _IDENT.c.external_id == bindparam("user")))
+_CONVERSATION = (select(_CONV.c.flow, _CONV.c.state, _CONV.c.data, _CONV.c.lang, _CONV.c.updated_at)
+                 .where(_CONV.c.channel == bindparam("channel"), _CONV.c.chat_id == bindparam("chat"))
                  .with_for_update())
+_SAVE = (update(_CONV).where(_CONV.c.channel == bindparam("k_channel"), _CONV.c.chat_id == bindparam("k_chat"))
+         .values(flow=bindparam("flow"), state=bindparam("state"), data=bindparam("data"), lang=bindparam("lang"),
+                 updated_at=bindparam("updated_at")))
 
 
 def _lang(hint: str | None) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,6 +22,33 @@ def _insert(conn):  # noqa: ANN001, ANN202
     return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
+_RECEIPTS, _WINDOWS = InboundReceipt.__table__, ServiceWindow.__table__
+_statements: dict[tuple[str, str], object] = {}
+
+
+def _upsert(conn, name: str):  # noqa: ANN001, ANN202
+    """The per-message upserts, built once per dialect (statement building costs more than running them)."""
+    key = (conn.dialect.name, name)
+    if key not in _statements:
+        insert = _insert(conn)
+        if name == "claim":
+            stmt = insert(_RECEIPTS).values(key=bindparam("key"), chat_id=bindparam("chat_id"), status="processing",
+                                            reply="", created_at=bindparam("now"), updated_at=bindparam("now"))
+            stmt = stmt.on_conflict_do_nothing()
+        else:
+            at, used = (("message_at", "message_used") if name == "message" else ("event_at", "event_used"))
+            stmt = insert(_WINDOWS).values(channel=CHANNEL, chat_id=bindparam("chat_id"), message_used=0,
+                                           event_used=0, **{at: bindparam("now")})
+            stmt = stmt.on_conflict_do_update(index_elements=["channel", "chat_id"],
+                                              set_={at: stmt.excluded[at], used: 0})
+        _statements[key] = stmt
+    return _statements[key]
+
+
+_READY = (update(_RECEIPTS).where(_RECEIPTS.c.key == bindparam("k"))
+          .values(status="ready", reply=bindparam("reply"), updated_at=bindparam("now")))
+
+
 class Receipts:
     """Statuses: processing -> ready (the reply is stored) -> queued (it went out through the API instead)."""
 
@@ -33,15 +60,12 @@ class Receipts:
 
         On PostgreSQL a concurrent retry waits here until the first delivery's transaction ends.
         """
-        now = self.app.clock.now()
-        done = await conn.execute(_insert(conn)(InboundReceipt).values(
-            key=key, chat_id=chat_id, status="processing", reply="", created_at=now, updated_at=now)
-            .on_conflict_do_nothing())
+        done = await conn.execute(_upsert(conn, "claim"), {"key": key, "chat_id": chat_id,
+                                                           "now": self.app.clock.now()})
         return done.rowcount == 1
 
     async def ready(self, conn: AsyncConnection, key: str, reply: str) -> None:
-        await conn.execute(update(InboundReceipt).where(InboundReceipt.key == key)
-                           .values(status="ready", reply=reply, updated_at=self.app.clock.now()))
+        await conn.execute(_READY, {"k": key, "reply": reply, "now": self.app.clock.now()})
 
     async def queued(self, key: str) -> None:
         async with self.app.sessionmaker() as s, s.begin():
@@ -73,11 +97,8 @@ class Windows:
 
     async def opened(self, conn: AsyncConnection, chat_id: str, kind: str) -> None:
         """The owner wrote (kind "message") or clicked / followed ("event"): a fresh window and quota."""
-        now = self.app.clock.now()
-        fresh = {"message_at": now, "message_used": 0} if kind == "message" else {"event_at": now, "event_used": 0}
-        await conn.execute(_insert(conn)(ServiceWindow).values(
-            **{"channel": CHANNEL, "chat_id": chat_id, "message_used": 0, "event_used": 0, **fresh})
-                           .on_conflict_do_update(index_elements=["channel", "chat_id"], set_=fresh))
+        await conn.execute(_upsert(conn, "message" if kind == "message" else "event"),
+                           {"chat_id": chat_id, "now": self.app.clock.now()})
 
     async def take(self, chat_id: str, n: int = 1) -> bool:
         """Use n messages of an open window's quota (the shorter event window first); False when none has room."""

@@ -6,12 +6,14 @@ locked for its duration, so two workers (or two quick messages) never interleave
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
-from typing import Protocol
 from datetime import timedelta
+from typing import Protocol
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from config.settings import Settings
@@ -26,6 +28,8 @@ from .clock import Clock
 from .desk import DbDesk
 from .dispatch import Dispatch
 from .tickets import CLAIM_MINUTES
+
+log = logging.getLogger("propdesk.engine")
 
 
 @dataclass
@@ -95,10 +99,19 @@ class Engine:
 
     async def handle(self, sender: Sender, msg: Inbound, hooks: "Hooks | None" = None) -> list[Reply] | None:
         """Run one message; its replies. With hooks, None when `hooks.before` declined the message."""
-        if self._serial is None:
-            return await self._handle(sender, msg, hooks)
-        async with self._serial:
-            return await self._handle(sender, msg, hooks)
+        for attempt in (1, 2):
+            try:
+                if self._serial is None:
+                    return await self._handle(sender, msg, hooks)
+                async with self._serial:
+                    return await self._handle(sender, msg, hooks)
+            except DBAPIError as exc:
+                # A pooled connection the database dropped (a restart): nothing was committed, run it again on
+                # a fresh one.
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+                log.warning("database connection lost; running the message again")
+        raise AssertionError("unreachable")
 
     async def _handle(self, sender: Sender, msg: Inbound, hooks: "Hooks | None") -> list[Reply] | None:
         # The hot path (who, which conversation, save it) is three Core statements on the session's connection;

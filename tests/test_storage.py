@@ -105,3 +105,23 @@ async def test_conversation_state_survives_a_restart(db_url, clock):
         assert (conv.flow, conv.state) == ("repair", "confirm_class")
         assert await s.scalar(select(func.count()).select_from(Conversation)) == 1
     await engine2.dispose()
+
+
+async def test_a_message_survives_the_database_dropping_its_connections(any_engine, caplog):
+    """PostgreSQL restarts (its connections are killed): the next message still goes through, once."""
+    from sqlalchemy import text
+
+    if not any_engine.settings.database_url.startswith("postgresql"):
+        pytest.skip("connection loss is a PostgreSQL matter here")
+    sender = Sender(channel="test", chat_id="c1", user_id="c1")
+    assert await any_engine.handle(sender, Inbound.text_or_command("/start"))
+    killer = make_engine(any_engine.settings.database_url)
+    async with killer.connect() as conn:
+        await conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    await killer.dispose()
+    replies = await any_engine.handle(sender, Inbound.text_or_command("楼道里好大一股煤气味"))
+    assert "BX-" in replies[0].text
+    assert "running the message again" in caplog.text
+    async with any_engine.sm() as s:
+        assert await s.scalar(select(func.count()).select_from(Ticket)) == 1

@@ -100,6 +100,28 @@ def cmd_staff(args: argparse.Namespace) -> int:
         rows = (await s.scalars(select(Staff).options(selectinload(Staff.person)).order_by(Staff.id))).all()
         return [(st.id, st.person.name, st.person.phone, st.role, st.trade or "", st.active) for st in rows]
 
+    async def password(s, _clock):  # noqa: ANN001, ANN202
+        from bot.signing import hash_password
+
+        staff = await s.scalar(select(Staff).join(Person).where(Person.phone == args.phone))
+        if staff is not None:
+            staff.password_hash = hash_password(secret)
+        return staff.id if staff else None
+
+    if args.action == "password":
+        import getpass
+
+        secret = args.password or (sys.stdin.readline().strip() if not sys.stdin.isatty()
+                                   else getpass.getpass("new password: "))
+        if len(secret) < 8:
+            print("a password needs at least 8 characters", file=sys.stderr)
+            return 2
+        staff_id = _in_session(password)
+        if staff_id is None:
+            print(f"no staff member with phone {args.phone}", file=sys.stderr)
+            return 2
+        print(f"staff #{staff_id}: password set (for the mobile staff page behind WeCom cards)")
+        return 0
     if args.action == "list":
         for row in _in_session(listing):
             print("\t".join(str(x) for x in row))
@@ -235,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     a = staff.add_parser("code", help="a fresh link code for the staff member with this phone")
     a.add_argument("phone")
     staff.add_parser("list", help="list staff")
+    a = staff.add_parser("password", help="set the password for the mobile staff page (read from stdin if piped)")
+    a.add_argument("phone")
+    a.add_argument("--password", help="the new password (else prompted, or one line on stdin)")
     p.set_defaults(fn=cmd_staff)
     p = sub.add_parser("qrcode", help="Telegram deep links and PNG QR codes for public places")
     p.add_argument("places", nargs="*", help="place codes from config/places.toml (all when omitted)")

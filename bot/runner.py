@@ -35,6 +35,10 @@ def build_channels(app: App) -> list:
 
         channels.append(TelegramChannel(app))
     s = app.settings
+    if any(group.channel == "wecom" for group in s.staff_groups.values()):
+        from .channels.wecom import WeComChannel
+
+        channels.append(WeComChannel(app))
     if s.wechat_token and s.wechat_app_id and s.wechat_app_secret:
         from .channels.wechat import WeChatChannel
 

@@ -101,6 +101,14 @@ class Settings(BaseSettings):
     # Template messages for status updates outside the customer-service window: {"status": "<template id>"}.
     wechat_templates: dict[str, str] = {}
 
+    # WeCom (企业微信) group robots as staff groups: StaffGroup(channel="wecom", chat_id=<robot key>).
+    wecom_api_base_url: str = "https://qyapi.weixin.qq.com"
+    wecom_robot_limit: int = 20  # messages per robot per period
+    wecom_robot_period_seconds: float = 60
+    # Where staff open propdesk from a robot card's link (the mobile staff page), and how long a link lasts.
+    public_base_url: str = "http://127.0.0.1:8080"
+    staff_link_hours: int = 72
+
     # Outbox delivery: attempts before a message is marked failed, and the first retry's delay (doubles).
     delivery_max_attempts: int = 8
     delivery_backoff_seconds: float = 2.0

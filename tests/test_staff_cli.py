@@ -43,3 +43,21 @@ async def test_link_code_links_once_and_expires(chat, desk_engine, clock):
     async with desk_engine.sm() as s:
         assert await staff_of(s, "telegram", "late") is None
         assert (await s.scalar(select(Identity).where(Identity.external_id == "late"))).person_id != staff.person_id
+
+
+def test_staff_password_for_the_mobile_page(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.test_import_cli import ROOT
+
+    env = {"PROPDESK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"}
+    assert _cli("staff", "add", "赵师傅", "13911112222", cwd=tmp_path, env=env).returncode == 0
+    r = _cli("staff", "password", "13911112222", "--password", "short", cwd=tmp_path, env=env)
+    assert r.returncode == 2 and "8 characters" in r.stderr
+    piped = subprocess.run([sys.executable, "-m", "bot.cli", "staff", "password", "13911112222"], cwd=tmp_path,
+                           input="correct horse\n", capture_output=True, text=True,
+                           env={**__import__("os").environ, "PYTHONPATH": str(ROOT), **env})
+    assert piped.returncode == 0 and "password set" in piped.stdout
+    assert _cli("staff", "password", "10000000000", "--password", "long enough", cwd=tmp_path,
+                env=env).returncode == 2

@@ -1,0 +1,157 @@
+"""The mobile staff page behind a robot card's link: log in, then claim, mark on site, resolve with a photo,
+reject with a reason or comment. The link is signed and expires; without a logged-in staff member nothing changes.
+"""
+from __future__ import annotations
+
+import html
+import secrets
+from pathlib import Path
+from urllib.parse import quote
+
+from aiohttp import web
+from sqlalchemy import select
+
+from bot.app import App
+from bot.cards import build_card
+from bot.signing import check_password, sign, verify
+from bot.staff_actions import StaffActionError, act
+from handlers.i18n import label
+from models import Person, Staff, Ticket, allowed_actions
+
+LINK_PURPOSE = "ticket-link"
+SESSION_PURPOSE = "staff-session"
+COOKIE = "propdesk_staff"
+SESSION_HOURS = 12
+PAGE_ACTIONS = ["claim", "start", "hold", "resume", "resolve", "reject"]
+IMAGE_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
+
+PAGE = """<!doctype html><html lang="zh"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
+<style>body{{font:16px system-ui,sans-serif;margin:0;padding:12px;max-width:640px}}pre{{white-space:pre-wrap;
+background:#f4f6f8;padding:10px;border-radius:8px}}input,textarea,button{{font-size:16px;width:100%;box-sizing:
+border-box;margin:4px 0;padding:8px}}button{{background:#1677ff;color:#fff;border:0;border-radius:6px}}
+.note{{color:#b00}}.ok{{color:#080}}</style></head><body>{body}</body></html>"""
+
+
+def page(title: str, body: str, status: int = 200) -> web.Response:
+    return web.Response(text=PAGE.format(title=html.escape(title), body=body), status=status,
+                        content_type="text/html")
+
+
+class StaffPage:
+    def __init__(self, app: App):
+        self.app = app
+        self.secret = app.settings.secret_key
+
+    def _link_ok(self, request: web.Request) -> str | None:
+        """The ticket number when the link's signature holds and has not expired."""
+        number = request.match_info["number"]
+        return number if verify(self.secret, LINK_PURPOSE, request.query.get("k", "")) == number else None
+
+    async def _staff(self, request: web.Request) -> Staff | None:
+        staff_id = verify(self.secret, SESSION_PURPOSE, request.cookies.get(COOKIE, ""))
+        if not staff_id or not staff_id.isdigit():
+            return None
+        async with self.app.sessionmaker() as s:
+            return await s.scalar(select(Staff).where(Staff.id == int(staff_id), Staff.active.is_(True)))
+
+    async def show(self, request: web.Request) -> web.Response:
+        number = self._link_ok(request)
+        if number is None:
+            return page("链接无效 Invalid link", "<p class=note>链接无效或已过期。Link invalid or expired.</p>", 403)
+        staff = await self._staff(request)
+        if staff is None:
+            return self._login_form(str(request.rel_url))
+        async with self.app.sessionmaker() as s:
+            ticket = await s.scalar(select(Ticket).where(Ticket.number == number))
+            if ticket is None:
+                return page("无此工单", "<p class=note>没有这个工单。No such ticket.</p>", 404)
+            card = await build_card(s, ticket, self.app.clock, self.app.settings.staff_lang)
+            allowed = {a.value for a in allowed_actions(ticket.status)}
+        lang = self.app.settings.staff_lang
+        notice = html.escape(request.query.get("m", ""))
+        forms = "".join(
+            f"<form method=post action='{html.escape(self._act_url(request))}' enctype=multipart/form-data>"
+            f"<input type=hidden name=action value={a}>"
+            + ("<textarea name=note required placeholder='退单原因 Reason'></textarea>" if a == "reject" else "")
+            + ("<input type=file name=photo accept='image/*'>" if a == "resolve" else "")
+            + f"<button>{html.escape(label(lang, 'action', a))}</button></form>"
+            for a in PAGE_ACTIONS if a in allowed)
+        comment = (f"<form method=post action='{html.escape(self._act_url(request))}' enctype=multipart/form-data>"
+                   "<input type=hidden name=action value=comment><textarea name=note placeholder='留言给业主 "
+                   "Message to the owner'></textarea><input type=file name=photo accept='image/*'>"
+                   f"<button>{html.escape(label(lang, 'action', 'comment'))}</button></form>")
+        return page(number, f"<pre>{html.escape(card.text)}</pre>"
+                            + (f"<p class=ok>{notice}</p>" if notice else "") + forms + comment)
+
+    def _act_url(self, request: web.Request) -> str:
+        return f"/staff/t/{request.match_info['number']}/act?k={quote(request.query.get('k', ''))}"
+
+    def _login_form(self, next_url: str, error: str = "", status: int = 200) -> web.Response:
+        return page("员工登录 Staff login",
+                    (f"<p class=note>{html.escape(error)}</p>" if error else "")
+                    + "<form method=post action='/staff/login'><input name=phone placeholder='手机号 Phone' required>"
+                    "<input name=password type=password placeholder='密码 Password' required>"
+                    f"<input type=hidden name=next value='{html.escape(next_url)}'><button>登录 Log in</button></form>",
+                    status)
+
+    async def login(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        phone, password = str(form.get("phone", ""))[:32], str(form.get("password", ""))[:200]
+        next_url = str(form.get("next", ""))
+        if not next_url.startswith("/staff/t/"):
+            next_url = "/"
+        async with self.app.sessionmaker() as s:
+            staff = await s.scalar(select(Staff).join(Person, Person.id == Staff.person_id)
+                                   .where(Person.phone == phone, Staff.active.is_(True)))
+        if staff is None or not check_password(password, staff.password_hash):
+            return self._login_form(next_url, "手机号或密码不对。Wrong phone or password.", 401)
+        response = web.HTTPSeeOther(next_url)
+        response.set_cookie(COOKIE, sign(self.secret, SESSION_PURPOSE, str(staff.id), SESSION_HOURS * 3600),
+                            max_age=SESSION_HOURS * 3600, httponly=True, samesite="Lax", path="/staff")
+        raise response
+
+    async def act(self, request: web.Request) -> web.Response:
+        number = self._link_ok(request)
+        if number is None:
+            return page("链接无效 Invalid link", "<p class=note>链接无效或已过期。</p>", 403)
+        staff = await self._staff(request)
+        if staff is None:
+            return self._login_form(f"/staff/t/{number}?k={quote(request.query.get('k', ''))}",
+                                    "请先登录。Log in first.", 401)
+        try:
+            form = await request.post()
+        except Exception:  # noqa: BLE001 - oversize or malformed upload
+            return page("上传失败", "<p class=note>上传失败（太大或格式不对）。Upload failed.</p>", 413)
+        photo = self._save_photo(form.get("photo"))
+        try:
+            async with self.app.sessionmaker() as s, s.begin():
+                await act(s, self.app.clock, number=number, staff_id=staff.id, action=str(form.get("action", "")),
+                          note=str(form.get("note", ""))[:1000], photo=photo, channel="web",
+                          dispatch=self.app.engine.dispatch)
+        except StaffActionError as exc:
+            message = f"未完成 Not done: {exc}"
+        else:
+            message = "已完成 Done"
+            self.app.wake_delivery()
+        raise web.HTTPSeeOther(f"/staff/t/{number}?k={quote(request.query.get('k', ''))}&m={quote(message)}")
+
+    def _save_photo(self, field) -> str:  # noqa: ANN001
+        if not hasattr(field, "file") or field.content_type not in IMAGE_TYPES:
+            return ""
+        body = field.file.read()
+        if not body.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")) and body[8:12] != b"WEBP":
+            return ""
+        folder = Path(self.app.settings.upload_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = secrets.token_hex(12) + IMAGE_TYPES[field.content_type]
+        (folder / name).write_bytes(body)
+        return f"web:{name}"
+
+
+def setup(webapp: web.Application, app: App) -> None:
+    staff = StaffPage(app)
+    webapp.router.add_get(r"/staff/t/{number:[A-Z]{2}-\d{8}-\d{4}}", staff.show)
+    webapp.router.add_post(r"/staff/t/{number:[A-Z]{2}-\d{8}-\d{4}}/act", staff.act)
+    webapp.router.add_post("/staff/login", staff.login)
+

@@ -1,0 +1,48 @@
+"""A fake WeCom group-robot webhook on loopback: POST /cgi-bin/webhook/send?key=..., at most N messages a minute
+per robot (WeCom: 20), answering errcode 45009 beyond that, as WeCom does."""
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+
+class FakeWeCom:
+    def __init__(self, limit_per_minute: int = 20, period: float = 60.0):
+        self.limit, self.period = limit_per_minute, period
+        self.messages: dict[str, list[dict]] = {}
+        self.sent_at: dict[str, list[float]] = {}
+        self.refused = 0
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> "FakeWeCom":
+        app = web.Application()
+        app.router.add_post("/cgi-bin/webhook/send", self.send)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # noqa: SLF001
+        return self
+
+    async def stop(self) -> None:
+        if self.runner:
+            await self.runner.cleanup()
+
+    async def send(self, request: web.Request) -> web.Response:
+        key = request.query.get("key", "")
+        if not key.startswith("robot-"):
+            return web.json_response({"errcode": 93000, "errmsg": "invalid webhook url"})
+        body = await request.json()
+        content = (body.get(body.get("msgtype", ""), {}) or {}).get("content", "")
+        if len(content.encode()) > 4096:
+            return web.json_response({"errcode": 40058, "errmsg": "content exceed max length"})
+        now = time.monotonic()
+        recent = [t for t in self.sent_at.get(key, []) if now - t < self.period]
+        if len(recent) >= self.limit:
+            self.refused += 1
+            return web.json_response({"errcode": 45009, "errmsg": "api freq out of limit"})
+        self.sent_at[key] = recent + [now]
+        self.messages.setdefault(key, []).append(body)
+        return web.json_response({"errcode": 0, "errmsg": "ok"})

@@ -44,6 +44,9 @@ class Outlet(Protocol):
     async def put_card(self, chat_id: str, card: Card, message_id: str | None) -> str:
         """Post the card, or edit it in place when it has a message id; the message id."""
 
+    # Optional, for channels whose limit can leave a backlog: `busy(chat_id)` says the limit is reached now,
+    # and `put_digest(chat_id, cards)` posts up to `digest_size` new cards as one message.
+
 
 class Delivery:
     def __init__(self, sessionmaker: async_sessionmaker, clock: Clock, outlets: dict[str, Outlet], *,
@@ -162,6 +165,9 @@ class Delivery:
                 return
             card = await build_card(s, ticket, self.clock, self.staff_lang)
         first_post = slot.message_id is None
+        if first_post and getattr(outlet, "busy", None) and outlet.busy(row.chat_id):
+            if await self._send_digest(outlet, row, card):
+                return
         message_id = await outlet.put_card(row.chat_id, card, slot.message_id)
         async with self.sm() as s, s.begin():
             slot = await s.get(TicketCard, slot.id)
@@ -173,6 +179,44 @@ class Delivery:
                     await outlet.send(row.chat_id, {"text": "", "photo_ref": ref}, reply_to=str(message_id))
                 except Exception as exc:  # noqa: BLE001 - the card is out; a photo that cannot go is noted
                     log.warning("photo %s of %s not posted to %s: %s", ref, card.number, row.chat_id, exc)
+
+    async def _send_digest(self, outlet: Outlet, row: OutboxMessage, card: Card) -> bool:
+        """The chat's limit is reached and more new cards wait: post them all as one digest instead of queueing
+        them for minutes. False when this card is the only one waiting."""
+        now = self.clock.now()
+        async with self.sm() as s, s.begin():
+            others = (await s.scalars(
+                select(OutboxMessage).join(TicketCard, (TicketCard.ticket_id == OutboxMessage.ticket_id)
+                                           & (TicketCard.channel == OutboxMessage.channel)
+                                           & (TicketCard.chat_id == OutboxMessage.chat_id))
+                .where(*self._due(now), OutboxMessage.kind == "card", OutboxMessage.channel == row.channel,
+                       OutboxMessage.chat_id == row.chat_id, OutboxMessage.id != row.id,
+                       TicketCard.message_id.is_(None))
+                .order_by(OutboxMessage.priority.desc(), OutboxMessage.id).limit(outlet.digest_size - 1)
+                .with_for_update(skip_locked=True, of=OutboxMessage))).all()
+            for other in others:
+                other.next_attempt_at = now + self.lease
+        if not others:
+            return False
+        async with self.sm() as s:
+            cards = [card] + [await build_card(s, await s.get(Ticket, o.ticket_id), self.clock, self.staff_lang)
+                              for o in others]
+        try:
+            message_id = await outlet.put_digest(row.chat_id, cards)
+        except Exception:
+            async with self.sm() as s, s.begin():  # the others go back to waiting with this one
+                for other in others:
+                    (await s.get(OutboxMessage, other.id)).next_attempt_at = now
+            raise
+        async with self.sm() as s, s.begin():
+            for done in [row, *others]:
+                slot = await s.scalar(select(TicketCard).where(
+                    TicketCard.ticket_id == done.ticket_id, TicketCard.channel == done.channel,
+                    TicketCard.chat_id == done.chat_id))
+                slot.message_id = str(message_id)
+                await self._settle(done, "sent", note=f"in a digest of {len(cards)}", session=s)
+        log.info("posted %d cards to %s:%s as one digest", len(cards), row.channel, row.chat_id)
+        return True
 
     async def _settle(self, row: OutboxMessage, status: str, note: str = "", session=None) -> None:  # noqa: ANN001
         async def apply(s) -> None:  # noqa: ANN001

@@ -86,6 +86,22 @@ class WeComChannel:
                                    "markdown": {"content": card_markdown(card, card_link(self.app, card.number))}})
         return "robot"
 
+    digest_size = 15
+
+    def busy(self, chat_id: str) -> bool:
+        return self.windows.get(chat_id).backlog_free() == 0
+
+    async def put_digest(self, chat_id: str, cards: list[Card]) -> str:
+        """Several new tickets in one markdown message, each with its header and its own staff-page link."""
+        lines = [f"**📋 {len(cards)} 张新工单 New tickets**"]
+        for card in cards:
+            header, *details = card.text.split("\n")
+            what = next((d for d in details if d.startswith(("描述", "Description"))), "")[:60]
+            lines.append(f"> {header} {what} [处理 Open]({card_link(self.app, card.number)})")
+        await self._post(chat_id, {"msgtype": "markdown",
+                                   "markdown": {"content": clip_bytes("\n".join(lines), MARKDOWN_BYTES)}})
+        return "robot"
+
     async def send(self, chat_id: str, payload: dict, reply_to: str | None = None) -> str | None:
         text = payload.get("text", "") or "📷"
         await self._post(chat_id, {"msgtype": "text", "text": {"content": clip_bytes(text, 2048)}})

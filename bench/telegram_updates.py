@@ -24,21 +24,17 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from telegram import Update  # noqa: E402
 from telegram.ext import AIORateLimiter, Application, MessageHandler, filters  # noqa: E402
 
-from bot.app import App  # noqa: E402
+from bench.common import fresh_database, start_propdesk  # noqa: E402
 from bot.channels.telegram import TelegramChannel  # noqa: E402
-from bot.clock import Clock  # noqa: E402
-from bot.seed import seed_demo  # noqa: E402
-from bot.server import build_app  # noqa: E402
 from config.settings import Settings  # noqa: E402
-from models.db import make_engine, upgrade_url  # noqa: E402
 from tests.fakes import telegram_api as tg  # noqa: E402
+from tests.fakes.loopback import serve  # noqa: E402
 
 SECRET = "bench-secret"
 SCRIPT = ["/start", "厨房水龙头一直滴水", "取消", "我的工单", "菜单"]
@@ -58,14 +54,6 @@ class SignallingFake(tg.FakeBotAPI):
             waiter.set_result(time.perf_counter())
         return msg
 
-
-
-async def serve(webapp: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(webapp, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # noqa: SLF001
 
 
 async def drive(fake: SignallingFake, url: str, path: str, updates: int, owners: int) -> dict:
@@ -134,30 +122,11 @@ async def echo_bot(fake_url: str, token: str, limited: bool) -> tuple[web.AppRun
 
 
 async def propdesk_bot(fake_url: str, token: str, limited: bool, workdir: Path, database_url: str | None):  # noqa: ANN201
-    url = database_url or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-    if database_url:  # start from an empty schema
-        engine = make_engine(url)
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-        await engine.dispose()
-    await asyncio.to_thread(upgrade_url, url)
-    settings = Settings(database_url=url, telegram_token=token, telegram_api_base_url=fake_url,
-                        telegram_webhook_url="https://desk.example.com/telegram/webhook",
+    settings = Settings(database_url=await fresh_database(workdir, database_url), telegram_token=token,
+                        telegram_api_base_url=fake_url, telegram_webhook_url="https://desk.example.com/telegram/webhook",
                         telegram_webhook_secret=SECRET, upload_dir=str(workdir / "uploads"),
                         telegram_overall_per_second=30 if limited else 0)
-    app = App.create(settings, clock=Clock())
-    async with app.sessionmaker() as s, s.begin():
-        await seed_demo(s)
-    channel = TelegramChannel(app)
-    runner, base = await serve(build_app(app, [channel]))
-    await channel.start()
-
-    async def stop() -> None:
-        await channel.stop()
-        await runner.cleanup()
-        await app.close()
-
+    stop, base = await start_propdesk(settings, TelegramChannel)
     return stop, base + settings.telegram_webhook_path
 
 

@@ -32,24 +32,13 @@ from wechatpy.crypto import WeChatCrypto  # noqa: E402
 from wechatpy.replies import TextReply  # noqa: E402
 from wechatpy.utils import check_signature  # noqa: E402
 
-from bot.app import App  # noqa: E402
+from bench.common import fresh_database, start_propdesk  # noqa: E402
 from bot.channels.wechat import WeChatChannel  # noqa: E402
-from bot.clock import Clock  # noqa: E402
-from bot.seed import seed_demo  # noqa: E402
-from bot.server import build_app  # noqa: E402
 from config.settings import Settings  # noqa: E402
-from models.db import upgrade_url  # noqa: E402
 from tests.fakes import wechat as wx  # noqa: E402
+from tests.fakes.loopback import serve  # noqa: E402
 
 SCRIPT = ["菜单", "厨房水龙头一直滴水", "取消", "我的工单"]
-
-
-async def serve(webapp: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(webapp, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # noqa: SLF001
 
 
 def echo_app() -> web.Application:
@@ -74,23 +63,10 @@ def echo_app() -> web.Application:
 
 
 async def propdesk(workdir: Path, database_url: str | None):  # noqa: ANN201
-    url = database_url or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-    await asyncio.to_thread(upgrade_url, url)
-    settings = Settings(database_url=url, wechat_token=wx.TOKEN, wechat_app_id=wx.APP_ID,
-                        wechat_app_secret=wx.APP_SECRET, wechat_aes_key=wx.AES_KEY,
+    settings = Settings(database_url=await fresh_database(workdir, database_url), wechat_token=wx.TOKEN,
+                        wechat_app_id=wx.APP_ID, wechat_app_secret=wx.APP_SECRET, wechat_aes_key=wx.AES_KEY,
                         wechat_api_base_url="http://127.0.0.1:9", upload_dir=str(workdir / "uploads"))
-    app = App.create(settings, clock=Clock())
-    async with app.sessionmaker() as s, s.begin():
-        await seed_demo(s)
-    channel = WeChatChannel(app)
-    runner, base = await serve(build_app(app, [channel]))
-    await channel.start()
-
-    async def stop() -> None:
-        await channel.stop()
-        await runner.cleanup()
-        await app.close()
-
+    stop, base = await start_propdesk(settings, WeChatChannel)
     return stop, base + "/wechat"
 
 
@@ -170,8 +146,8 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--owners", type=int, default=200)
     parser.add_argument("--mode", choices=["plain", "safe"], default="safe")
-    parser.add_argument("--database-url", help="a PostgreSQL URL for propdesk (its tables are created if missing; "
-                        "use an empty database); SQLite in a temporary folder by default")
+    parser.add_argument("--database-url", help="a PostgreSQL URL to run propdesk on (its schema is dropped and "
+                        "recreated!); SQLite in a temporary folder by default")
     parser.add_argument("--driver", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)

@@ -13,13 +13,12 @@ from sqlalchemy import func, select
 from bot.app import App
 from bot.channels.wechat import WeChatChannel, split_bytes
 from bot.clock import Clock
-from bot.runner import build_delivery
 from bot.seed import seed_demo
-from bot.server import build_app
 from bot.staff_actions import act
 from config.settings import Settings
 from models import Identity, InboundReceipt, Ticket, TicketEvent
 from tests.fakes import wechat as wx
+from tests.running import Running
 
 OWNER = "o-owner-0001"
 NUMBER = re.compile(r"(?:BX|TS)-\d{8}-\d{4}")
@@ -67,26 +66,15 @@ async def wechat(tmp_path, db_url):
                 await seed_demo(s)
             seeded.append(True)
         channel = WeChatChannel(app)
-        runner = aiohttp.web.AppRunner(build_app(app, [channel]))
-        await runner.setup()
-        site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        await channel.start()
-        stop = asyncio.Event()
-        task = asyncio.create_task(build_delivery(app, [channel]).run_forever(stop, interval=0.05))
-        url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/wechat"  # noqa: SLF001
-        h = Harness(fake, app, url)
+        running = await Running(app, [channel]).start()
+        h = Harness(fake, app, running.base + "/wechat")
         h.channel = channel
-        harnesses.append((h, stop, task, channel, runner))
+        harnesses.append((h, running))
         return h
 
     yield make
-    for h, stop, task, channel, runner in harnesses:
-        stop.set()
-        await task
-        await channel.stop()
-        await runner.cleanup()
-        await h.app.close()
+    for h, running in harnesses:
+        await running.stop()
         await h.fake.stop()
 
 

@@ -13,14 +13,13 @@ from sqlalchemy import select
 from bot.app import App
 from bot.channels.wecom import WeComChannel, card_link
 from bot.clock import Clock
-from bot.runner import build_delivery
 from bot.seed import seed_demo
-from bot.server import build_app
 from bot.signing import check_password, hash_password, sign, verify
 from bot.tickets import TicketService
 from config.settings import Settings
 from models import Attachment, Staff, Ticket
 from tests.fakes.wecom import FakeWeCom
+from tests.running import Running
 
 ROBOT = "robot-repairs"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -67,25 +66,14 @@ async def wecom(tmp_path, sqlite_url):
             await seed_demo(s)
             staff = await s.get(Staff, 1)
             staff.password_hash = hash_password("correct horse")
-        channel = WeComChannel(app)
-        runner = aiohttp.web.AppRunner(build_app(app, [channel]))
-        await runner.setup()
-        site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        await channel.start()
-        stop = asyncio.Event()
-        task = asyncio.create_task(build_delivery(app, [channel]).run_forever(stop, interval=0.05))
-        h = Harness(app, fake, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}")  # noqa: SLF001
-        made.append((h, stop, task, channel, runner))
+        running = await Running(app, [WeComChannel(app)]).start()
+        h = Harness(app, fake, running.base)
+        made.append((h, running))
         return h
 
     yield make
-    for h, stop, task, channel, runner in made:
-        stop.set()
-        await task
-        await channel.stop()
-        await runner.cleanup()
-        await h.app.close()
+    for h, running in made:
+        await running.stop()
         await h.fake.stop()
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from .loopback import serve
+
 BOT_ID = 777000
 BOT = {"id": BOT_ID, "is_bot": True, "first_name": "propdesk", "username": "propdesk_bot",
        "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
@@ -94,12 +96,7 @@ class FakeBotAPI:
         app = web.Application(client_max_size=20 * 1024 * 1024)
         app.router.add_post("/bot{token}/{method}", self.handle)
         app.router.add_get("/file/bot{token}/{path:.+}", self.file)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001
-        self.url = f"http://127.0.0.1:{port}"
+        self.runner, self.url = await serve(app)
         return self
 
     async def stop(self) -> None:

@@ -18,6 +18,8 @@ import aiohttp
 import segno
 import xmltodict
 from aiohttp import web
+
+from .loopback import serve
 from wechatpy.crypto import WeChatCrypto
 
 APP_ID, APP_SECRET, TOKEN = "wx1234567890abcdef", "s3cr3t-app-secret", "callback-token"
@@ -65,11 +67,7 @@ class FakeWeChat:
         app.router.add_get("/cgi-bin/token", self.token)
         app.router.add_get("/cgi-bin/showqrcode", self.showqrcode)
         app.router.add_post("/cgi-bin/{path:.+}", self.api)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # noqa: SLF001
+        self.runner, self.url = await serve(app)
         return self
 
     async def stop(self) -> None:

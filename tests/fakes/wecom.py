@@ -6,6 +6,8 @@ import time
 
 from aiohttp import web
 
+from .loopback import serve
+
 
 class FakeWeCom:
     def __init__(self, limit_per_minute: int = 20, period: float = 60.0):
@@ -19,11 +21,7 @@ class FakeWeCom:
     async def start(self) -> "FakeWeCom":
         app = web.Application()
         app.router.add_post("/cgi-bin/webhook/send", self.send)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # noqa: SLF001
+        self.runner, self.url = await serve(app)
         return self
 
     async def stop(self) -> None:

@@ -1,0 +1,45 @@
+"""What the benchmarks share: propdesk started on a fresh database with one channel, behind its own server."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from sqlalchemy import text
+
+from bot.app import App
+from bot.clock import Clock
+from bot.seed import seed_demo
+from bot.server import build_app
+from config.settings import Settings
+from models.db import make_engine, upgrade_url
+from tests.fakes.loopback import serve
+
+
+async def fresh_database(workdir: Path, database_url: str | None) -> str:
+    """SQLite in `workdir`, or the given PostgreSQL database emptied; migrated either way."""
+    url = database_url or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
+    if database_url:
+        engine = make_engine(url)
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+        await engine.dispose()
+    await asyncio.to_thread(upgrade_url, url)
+    return url
+
+
+async def start_propdesk(settings: Settings, channel_class):  # noqa: ANN001, ANN201
+    """The demo data, the channel and the server; (stop, base URL)."""
+    app = App.create(settings, clock=Clock())
+    async with app.sessionmaker() as s, s.begin():
+        await seed_demo(s)
+    channel = channel_class(app)
+    runner, base = await serve(build_app(app, [channel]))
+    await channel.start()
+
+    async def stop() -> None:
+        await channel.stop()
+        await runner.cleanup()
+        await app.close()
+
+    return stop, base

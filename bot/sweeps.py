@@ -7,9 +7,11 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from handlers.i18n import t
-from models import Conversation, OutboxMessage
+from models import Conversation, OutboxMessage, Ticket
 
+from . import escalation
 from .app import App
+from .tickets import TicketService
 
 log = logging.getLogger("propdesk.sweeps")
 
@@ -33,7 +35,28 @@ async def expire_conversations(app: App, limit: int = 500) -> int:
     return len(rows)
 
 
+async def sla_sweep(app: App, limit: int = 200) -> int:
+    """Every ticket whose next check is due: reminders, escalations, the end of the return visit.
+
+    Due rows are claimed with FOR UPDATE SKIP LOCKED, so several workers share the work and none does a
+    ticket twice; a worker that dies mid-sweep rolls back and the rows are due again for the next sweep.
+    """
+    now = app.clock.now()
+    async with app.sessionmaker() as s, s.begin():
+        tickets = (await s.scalars(select(Ticket).where(Ticket.next_check_at <= now)
+                                   .order_by(Ticket.next_check_at).limit(limit)
+                                   .with_for_update(skip_locked=True))).all()
+        svc = TicketService(s, app.clock, app.engine.dispatch)
+        for ticket in tickets:
+            await escalation.check(svc, ticket, now, app.settings.staff_lang)
+    if tickets:
+        app.wake_delivery()
+    return len(tickets)
+
+
 def schedule(app: App, scheduler) -> None:  # noqa: ANN001 - an APScheduler AsyncIOScheduler
     """The jobs of this process: in-memory only (APScheduler 3 job stores must not be shared)."""
     scheduler.add_job(expire_conversations, "interval", args=[app], seconds=60, id="expire_conversations",
                       max_instances=1, coalesce=True)
+    scheduler.add_job(sla_sweep, "interval", args=[app], seconds=30, id="sla_sweep", max_instances=1,
+                      coalesce=True)

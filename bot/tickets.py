@@ -15,10 +15,10 @@ from models.ticket import PREFIX
 
 from .clock import Clock
 from .dispatch import NO_DISPATCH, Dispatch
+from .sla import SLA, load_sla
 
-# How long until the ticket must be claimed / resolved, per urgency (minutes). The SLA issue refines these.
-CLAIM_MINUTES = {"emergency": 5, "high": 30, "normal": 240, "low": 1440}
-RESOLVE_MINUTES = {"emergency": 240, "high": 1440, "normal": 4320, "low": 10080}
+# What owners are promised: minutes to a response, per urgency (config/sla.toml; business time where it says so).
+CLAIM_MINUTES = {urgency: policy.claim for urgency, policy in load_sla().policies.items()}
 
 
 async def next_number(session: AsyncSession, kind: str, clock: Clock) -> str:
@@ -35,10 +35,42 @@ async def next_number(session: AsyncSession, kind: str, clock: Clock) -> str:
 
 
 class TicketService:
-    def __init__(self, session: AsyncSession, clock: Clock, dispatch: Dispatch = NO_DISPATCH):
+    def __init__(self, session: AsyncSession, clock: Clock, dispatch: Dispatch = NO_DISPATCH, sla: SLA | None = None):
         self.s = session
         self.clock = clock
         self.dispatch = dispatch
+        self.sla = sla or load_sla(str(clock.tz))
+
+    def start_clock(self, ticket: Ticket, now) -> None:  # noqa: ANN001
+        """Deadlines from the ticket's policy, counted from now (creation, or a reopening: a new clock)."""
+        policy = self.sla.policy(ticket.urgency, ticket.category)
+        ticket.claim_due_at = self.sla.due(now, policy.claim, policy)
+        ticket.arrive_due_at = self.sla.due(now, policy.arrive, policy) if ticket.kind == "repair" else None
+        ticket.resolve_due_at = self.sla.due(now, policy.resolve, policy)
+        ticket.escalation_level = 0
+
+    def deadline(self, ticket: Ticket) -> tuple[str, object]:
+        """The deadline the ticket is working towards now: ("claim" | "arrive" | "resolve", when)."""
+        if ticket.status in ("new", "rejected", "reopened"):
+            return "claim", ticket.claim_due_at
+        if ticket.status == "assigned" and ticket.arrive_due_at and ticket.started_at is None:
+            return "arrive", ticket.arrive_due_at
+        return "resolve", ticket.resolve_due_at
+
+    def next_check(self, ticket: Ticket, now) -> object:  # noqa: ANN001
+        """When the SLA sweep must look again: a reminder, the next escalation, the end of the return visit."""
+        if ticket.status == "resolved":
+            return (ticket.resolved_at or now) + self.sla.close_after
+        if ticket.status not in ("new", "rejected", "reopened", "assigned", "in_progress"):
+            return None  # on hold (the clock is paused), closed, cancelled
+        times = []
+        _, due = self.deadline(ticket)
+        if due is not None and ticket.escalation_level < len(self.sla.ladder):
+            times.append(due + timedelta(minutes=self.sla.ladder[ticket.escalation_level][1]))
+        if ticket.status in ("new", "rejected", "reopened"):
+            policy = self.sla.policy(ticket.urgency, ticket.category)
+            times.append(now + timedelta(minutes=policy.remind_every))
+        return min(times) if times else None
 
     async def create(self, *, kind: str, category: str, urgency: str, description: str, channel: str,
                      reporter_id: int | None, actor: str, **fields) -> Ticket:
@@ -46,9 +78,9 @@ class TicketService:
         photos = fields.pop("photos", [])
         ticket = Ticket(number=await next_number(self.s, kind, self.clock), kind=kind, category=category,
                         urgency=urgency, description=description, channel=channel, reporter_id=reporter_id,
-                        created_at=now, updated_at=now,
-                        claim_due_at=now + timedelta(minutes=CLAIM_MINUTES.get(urgency, 240)),
-                        resolve_due_at=now + timedelta(minutes=RESOLVE_MINUTES.get(urgency, 4320)), **fields)
+                        created_at=now, updated_at=now, **fields)
+        self.start_clock(ticket, now)
+        ticket.next_check_at = self.next_check(ticket, now)
         self.s.add(ticket)
         await self.s.flush()
         for ref in photos:
@@ -83,6 +115,14 @@ class TicketService:
             ticket.claimed_at = now
         elif action == Action.START:
             ticket.started_at = now
+        elif action == Action.HOLD:
+            ticket.held_at = now
+        elif action == Action.RESUME and ticket.held_at is not None:
+            paused = now - ticket.held_at  # the clock stood still while the ticket waited
+            for field in ("claim_due_at", "arrive_due_at", "resolve_due_at"):
+                if getattr(ticket, field) is not None:
+                    setattr(ticket, field, getattr(ticket, field) + paused)
+            ticket.held_at = None
         elif action == Action.RESOLVE:
             ticket.resolved_at = now
         elif action in (Action.CLOSE, Action.CANCEL):
@@ -92,8 +132,11 @@ class TicketService:
             ticket.assignee_id = None
         elif action == Action.REOPEN:
             ticket.resolved_at = None
-            ticket.claim_due_at = now + timedelta(minutes=CLAIM_MINUTES.get(ticket.urgency, 240))
-            ticket.resolve_due_at = now + timedelta(minutes=RESOLVE_MINUTES.get(ticket.urgency, 4320))
+            ticket.started_at = None
+            self.start_clock(ticket, now)
+        if action in (Action.CLAIM, Action.START, Action.RESUME, Action.REJECT):
+            ticket.escalation_level = 0  # the ticket moved: a new deadline, a new ladder
+        ticket.next_check_at = self.next_check(ticket, now)
         self.s.add(TicketEvent(ticket_id=ticket.id, at=now, actor=actor, action=action, from_status=old,
                                to_status=new, note=note))
         await self.s.flush()

@@ -41,7 +41,13 @@ class Ticket(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     claim_due_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    arrive_due_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)  # repairs: on site by then
     resolve_due_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    # When the SLA sweep next looks at this ticket (a reminder, an escalation, the return visit's end);
+    # None when nothing is pending. The sweep claims due rows with FOR UPDATE SKIP LOCKED.
+    next_check_at: Mapped[datetime | None] = mapped_column(DateTime, default=None, index=True)
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    held_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)  # on_hold pauses the clock
     last_hurry_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     hurry_count: Mapped[int] = mapped_column(Integer, default=0)
     rating: Mapped[int | None] = mapped_column(Integer, default=None)

@@ -1,0 +1,65 @@
+"""What the SLA sweep does to a due ticket: remind the group, climb the escalation ladder, end the return visit."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from handlers.i18n import label, t
+from models import Action, OutboxMessage, Staff, StaffEstate, Ticket, TicketEvent
+
+from .dispatch import PRIORITY
+from .tickets import TicketService
+
+SYSTEM = "system:sla"
+
+
+async def check(svc: TicketService, ticket: Ticket, now: datetime, lang: str = "zh") -> None:
+    if ticket.status == "resolved":
+        # The owner neither confirmed nor rated within the return-visit window: close it.
+        await svc.transition(ticket, Action.CLOSE, SYSTEM, t(lang, "sla.auto_closed"))
+        return
+    what, due = svc.deadline(ticket)
+    ladder = svc.sla.ladder
+    while due is not None and ticket.escalation_level < len(ladder):
+        group, after = ladder[ticket.escalation_level]
+        if (now - due).total_seconds() < after * 60:
+            break
+        await _escalate(svc, ticket, what, due, now, group, lang)
+        ticket.escalation_level += 1
+    if ticket.status in ("new", "rejected", "reopened"):
+        minutes = int((now - ticket.created_at).total_seconds() // 60)
+        await svc.dispatch.tell_groups(svc.s, ticket, svc.clock, t(
+            lang, "sla.unclaimed", number=ticket.number, urgency=label(lang, "urgency", ticket.urgency),
+            category=label(lang, "category", ticket.category), minutes=minutes, duty=await _on_duty(svc, ticket)))
+    ticket.next_check_at = svc.next_check(ticket, now)
+
+
+async def _escalate(svc: TicketService, ticket: Ticket, what: str, due: datetime, now: datetime, group: str,
+                    lang: str) -> None:
+    late = int((now - due).total_seconds() // 60)
+    level = ticket.escalation_level + 1
+    target = svc.dispatch.groups.get(group)
+    note = f"L{level} {what} +{late}min → {group if target else '-'}"
+    svc.s.add(TicketEvent(ticket_id=ticket.id, at=now, actor=SYSTEM, action="escalate", from_status=ticket.status,
+                          to_status=ticket.status, note=note))
+    if target is None:  # this level's group is not configured: the step is recorded, nobody to tell
+        return
+    assignee = await svc.staff_name(ticket.assignee_id) or "-"
+    text = t(lang, "sla.escalate", level=level, number=ticket.number, urgency=label(lang, "urgency", ticket.urgency),
+             category=label(lang, "category", ticket.category), what=t(lang, f"sla.what.{what}"), minutes=late,
+             status=label(lang, "status", ticket.status), assignee=assignee)
+    svc.s.add(OutboxMessage(channel=target.channel, chat_id=target.chat_id, ticket_id=ticket.id,
+                            payload={"text": text}, priority=PRIORITY.get(ticket.urgency, 1), created_at=now))
+
+
+async def _on_duty(svc: TicketService, ticket: Ticket) -> str:
+    """Who is on duty for the ticket's estate (and trade, when the category has one): named in the reminder."""
+    q = select(Staff).where(Staff.active.is_(True)).options(selectinload(Staff.person)).order_by(Staff.id)
+    if ticket.estate_id:
+        q = q.join(StaffEstate, StaffEstate.staff_id == Staff.id).where(StaffEstate.estate_id == ticket.estate_id)
+    staff = (await svc.s.scalars(q)).all()
+    trades = {"water": "plumber", "gas": "plumber", "electrical": "electrician"}
+    matching = [st for st in staff if st.trade == trades.get(ticket.category)] or staff
+    return "、".join(st.person.name for st in matching[:3]) or "-"

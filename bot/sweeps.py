@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from handlers.i18n import t
 from models import Conversation, OutboxMessage, Ticket
@@ -47,11 +47,20 @@ async def sla_sweep(app: App, limit: int = 200) -> int:
                                    .order_by(Ticket.next_check_at).limit(limit)
                                    .with_for_update(skip_locked=True))).all()
         svc = TicketService(s, app.clock, app.engine.dispatch)
+        done = 0
         for ticket in tickets:
+            # Compare-and-set on the check time: SQLite has no row locks, and only one worker may do a ticket.
+            won = await s.execute(update(Ticket).where(Ticket.id == ticket.id,
+                                                       Ticket.next_check_at == ticket.next_check_at)
+                                  .values(next_check_at=ticket.next_check_at)
+                                  .execution_options(synchronize_session=False))
+            if won.rowcount != 1:
+                continue
             await escalation.check(svc, ticket, now, app.settings.staff_lang)
-    if tickets:
+            done += 1
+    if done:
         app.wake_delivery()
-    return len(tickets)
+    return done
 
 
 def schedule(app: App, scheduler) -> None:  # noqa: ANN001 - an APScheduler AsyncIOScheduler

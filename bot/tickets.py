@@ -78,7 +78,7 @@ class TicketService:
         photos = fields.pop("photos", [])
         ticket = Ticket(number=await next_number(self.s, kind, self.clock), kind=kind, category=category,
                         urgency=urgency, description=description, channel=channel, reporter_id=reporter_id,
-                        created_at=now, updated_at=now, **fields)
+                        status="new", created_at=now, updated_at=now, **fields)
         self.start_clock(ticket, now)
         ticket.next_check_at = self.next_check(ticket, now)
         self.s.add(ticket)

@@ -1,0 +1,182 @@
+"""The SLA clock, driven by a frozen clock: deadlines, reminders, the escalation ladder, pauses, the return visit."""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+import pytest
+from sqlalchemy import select
+
+from bot.app import App
+from bot.dispatch import Dispatch
+from bot.sla import Calendar, load_sla
+from bot.staff_actions import act
+from bot.sweeps import sla_sweep
+from bot.tickets import TicketService
+from config.settings import Settings, StaffGroup
+from models import OutboxMessage, Ticket, TicketEvent
+
+GROUPS = {"team": StaffGroup(channel="chat", chat_id="-1"), "supervisors": StaffGroup(channel="chat", chat_id="-2"),
+          "managers": StaffGroup(channel="chat", chat_id="-3")}
+
+
+def utc(*args) -> datetime:
+    return datetime(*args)
+
+
+def test_business_calendar_adds_working_minutes():
+    cal = Calendar("Asia/Shanghai", "08:30", "17:30", [1, 2, 3, 4, 5], ["2026-10-01"])
+    # Wednesday 16:00 in Shanghai (08:00 UTC) + 4 working hours: 1.5 h today, 2.5 h tomorrow -> Thursday 11:00.
+    assert cal.add(utc(2026, 11, 25, 8, 0), 240) == utc(2026, 11, 26, 3, 0)
+    # Friday 17:00 + 1 h runs over the weekend to Monday 09:00.
+    assert cal.add(utc(2026, 11, 27, 9, 0), 60) == utc(2026, 11, 30, 1, 0)
+    # Reported on Saturday night: the clock starts on Monday morning.
+    assert cal.add(utc(2026, 11, 28, 14, 0), 30) == utc(2026, 11, 30, 1, 0)
+    # A holiday is not a working day: Wednesday 17:00 + 1 h is half an hour that day, then Friday 09:00,
+    # skipping Thursday 2026-10-01.
+    assert cal.add(utc(2026, 9, 30, 9, 0), 60) == utc(2026, 10, 2, 1, 0)
+    with pytest.raises(ValueError):
+        Calendar("Asia/Shanghai", "08:30", "17:30", [], []).add(utc(2026, 1, 1), 1)
+
+
+def test_policies_come_from_the_config():
+    sla = load_sla()
+    assert (sla.policy("emergency").claim, sla.policy("emergency").arrive, sla.policy("emergency").resolve) == \
+        (5, 30, 240)
+    assert sla.policy("normal").around_the_clock is False and sla.policy("unknown") == sla.policy("normal")
+    assert [g for g, _ in sla.ladder] == ["team", "supervisors", "managers"]
+
+
+@pytest.fixture
+async def desk(any_engine, clock):
+    """An app over a seeded database with three staff groups (team, supervisors, managers)."""
+    settings = Settings(database_url=any_engine.settings.database_url, staff_groups=GROUPS,
+                        default_group="team")
+    app = App.create(settings, clock=clock)
+    yield app
+    await app.close()
+
+
+async def create(app: App, urgency: str, kind: str = "repair", category: str = "water") -> str:
+    async with app.sessionmaker() as s, s.begin():
+        tk = await TicketService(s, app.clock, app.engine.dispatch).create(
+            kind=kind, category=category, urgency=urgency, description="test", channel="test", reporter_id=None,
+            actor="test")
+        return tk.number
+
+
+async def texts(app: App, chat_id: str) -> list[str]:
+    async with app.sessionmaker() as s:
+        rows = (await s.scalars(select(OutboxMessage).where(OutboxMessage.chat_id == chat_id,
+                                                             OutboxMessage.kind == "message")
+                                .order_by(OutboxMessage.id))).all()
+    return [r.payload["text"] for r in rows]
+
+
+async def ticket(app: App, number: str) -> Ticket:
+    async with app.sessionmaker() as s:
+        return await s.scalar(select(Ticket).where(Ticket.number == number))
+
+
+async def staff_act(app: App, number: str, action: str, note: str = "") -> None:
+    async with app.sessionmaker() as s, s.begin():
+        await act(s, app.clock, number=number, staff_id=1, action=action, note=note, dispatch=app.engine.dispatch)
+
+
+async def test_emergency_unclaimed_reminds_and_climbs_the_ladder(desk, clock):
+    number = await create(desk, "emergency", category="gas")
+    tk = await ticket(desk, number)
+    assert (tk.claim_due_at - tk.created_at).total_seconds() == 300 and tk.next_check_at == tk.claim_due_at
+    assert await sla_sweep(desk) == 0  # nothing due yet
+    clock.advance(minutes=5)
+    assert await sla_sweep(desk) == 1
+    team = await texts(desk, "-1")
+    assert any("未接单提醒" in t and number in t and "王师傅" in t for t in team)  # names the on-duty plumber
+    assert any("第 1 级" in t and "接单已超时 0 分钟" in t for t in team)
+    assert await texts(desk, "-2") == []
+    # Reminders keep coming every 5 minutes; supervisors at +30, managers at +120, then nobody else.
+    for _ in range(6):
+        clock.advance(minutes=5)
+        await sla_sweep(desk)
+    assert len([t for t in await texts(desk, "-1") if "未接单提醒" in t]) == 7
+    assert any("第 2 级" in t for t in await texts(desk, "-2"))
+    assert await texts(desk, "-3") == []
+    clock.advance(minutes=90)
+    await sla_sweep(desk)
+    assert any("第 3 级" in t for t in await texts(desk, "-3"))
+    async with desk.sessionmaker() as s:
+        events = (await s.scalars(select(TicketEvent.note).where(TicketEvent.action == "escalate"))).all()
+    assert [e.split()[0] for e in events] == ["L1", "L2", "L3"]
+    # Once claimed, no more unclaimed reminders; the ladder starts again on the next deadline — being on site
+    # within 30 minutes, long missed by now (+125 min), so it escalates at once.
+    before = len(await texts(desk, "-1"))
+    await staff_act(desk, number, "claim")
+    tk = await ticket(desk, number)
+    assert tk.escalation_level == 0 and tk.next_check_at == tk.arrive_due_at
+    clock.advance(minutes=1)
+    await sla_sweep(desk)
+    new = (await texts(desk, "-1"))[before:]
+    assert new and all("未接单" not in t for t in new) and any("到场已超时 96 分钟" in t for t in new)
+    assert any("到场" in t and "第 2 级" in t for t in await texts(desk, "-2"))
+
+
+async def test_normal_ticket_counts_business_hours_and_hold_pauses(desk, clock):
+    clock.at = utc(2026, 11, 27, 9, 0)  # Friday 17:00 in Shanghai
+    number = await create(desk, "normal", category="electrical")
+    tk = await ticket(desk, number)
+    assert tk.claim_due_at == utc(2026, 11, 30, 4, 0)  # 4 business hours: Monday 12:00
+    assert tk.arrive_due_at is None and tk.next_check_at == utc(2026, 11, 27, 10, 0)  # first reminder in an hour
+    await staff_act(desk, number, "claim")
+    await staff_act(desk, number, "start")
+    due = (await ticket(desk, number)).resolve_due_at
+    clock.advance(hours=5)
+    await staff_act(desk, number, "hold", "等配件")
+    assert (await ticket(desk, number)).next_check_at is None  # paused: nothing reminds or escalates
+    clock.advance(hours=30)
+    assert await sla_sweep(desk) == 0
+    await staff_act(desk, number, "resume")
+    tk = await ticket(desk, number)
+    assert (tk.resolve_due_at - due).total_seconds() == 30 * 3600  # the deadline moved by the time on hold
+
+
+async def test_return_visit_window_closes_an_unrated_ticket(desk, clock):
+    number = await create(desk, "high")
+    for action in ("claim", "start", "resolve"):
+        await staff_act(desk, number, action)
+    tk = await ticket(desk, number)
+    assert tk.next_check_at == tk.resolved_at + load_sla().close_after
+    clock.advance(hours=47)
+    await sla_sweep(desk)
+    assert (await ticket(desk, number)).status == "resolved"
+    clock.advance(hours=2)
+    await sla_sweep(desk)
+    tk = await ticket(desk, number)
+    assert tk.status == "closed" and tk.next_check_at is None
+
+
+async def test_reopened_ticket_gets_a_new_clock(desk, clock):
+    number = await create(desk, "high")
+    for action in ("claim", "resolve"):
+        await staff_act(desk, number, action)
+    clock.advance(hours=3)
+    async with desk.sessionmaker() as s, s.begin():
+        tk = await s.scalar(select(Ticket).where(Ticket.number == number))
+        await TicketService(s, clock, desk.engine.dispatch).transition(tk, "reopen", "owner:1", "rating 1: 没修好")
+    tk = await ticket(desk, number)
+    assert tk.status == "reopened" and (tk.claim_due_at - clock.at).total_seconds() == 30 * 60
+
+
+async def test_two_workers_sweeping_at_once_escalate_once(desk, clock):
+    numbers = [await create(desk, "emergency") for _ in range(30)]
+    clock.advance(minutes=5)
+    other = App.create(desk.settings, clock=clock)
+    try:
+        done = await asyncio.gather(sla_sweep(desk, limit=10), sla_sweep(other, limit=10), sla_sweep(desk),
+                                    sla_sweep(other))
+    finally:
+        await other.close()
+    assert sum(done) == 30
+    async with desk.sessionmaker() as s:
+        events = (await s.scalars(select(TicketEvent).where(TicketEvent.action == "escalate"))).all()
+    assert sorted(e.ticket_id for e in events) == sorted(set(e.ticket_id for e in events)) and len(events) == 30
+    assert len([t for t in await texts(desk, "-1") if "第 1 级" in t]) == len(numbers)

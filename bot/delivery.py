@@ -22,6 +22,7 @@ from .cards import Card, build_card
 from .clock import Clock
 
 log = logging.getLogger("propdesk.delivery")
+DIGEST = "digest:"  # a TicketCard message id with this prefix: the ticket went out in a digest, not as a card
 
 
 class DeliveryError(Exception):
@@ -45,7 +46,8 @@ class Outlet(Protocol):
         """Post the card, or edit it in place when it has a message id; the message id."""
 
     # Optional, for channels whose limit can leave a backlog: `busy(chat_id)` says the limit is reached now,
-    # and `put_digest(chat_id, cards)` posts up to `digest_size` new cards as one message.
+    # and `put_digest(chat_id, cards)` posts up to `digest_size` new cards as one message (its id, prefixed
+    # with DIGEST where the tickets should still get cards of their own when they change).
 
 
 class Delivery:
@@ -151,7 +153,7 @@ class Delivery:
                 reply_to = await s.scalar(select(TicketCard.message_id).where(
                     TicketCard.ticket_id == row.ticket_id, TicketCard.channel == row.channel,
                     TicketCard.chat_id == row.chat_id))
-        await outlet.send(row.chat_id, row.payload, reply_to=reply_to)
+        await outlet.send(row.chat_id, row.payload, reply_to=(reply_to or "").removeprefix(DIGEST) or None)
         await self._settle(row, "sent")
 
     async def _send_card(self, outlet: Outlet, row: OutboxMessage) -> None:
@@ -164,11 +166,13 @@ class Delivery:
                 await self._settle(row, "failed", note="no such ticket card")
                 return
             card = await build_card(s, ticket, self.clock, self.staff_lang)
-        first_post = slot.message_id is None
+        # A ticket listed in a digest has no card of its own yet: its first change posts one.
+        current = None if (slot.message_id or "").startswith(DIGEST) else slot.message_id
+        first_post = current is None
         if first_post and getattr(outlet, "busy", None) and outlet.busy(row.chat_id):
             if await self._send_digest(outlet, row, card):
                 return
-        message_id = await outlet.put_card(row.chat_id, card, slot.message_id)
+        message_id = await outlet.put_card(row.chat_id, card, current)
         async with self.sm() as s, s.begin():
             slot = await s.get(TicketCard, slot.id)
             slot.message_id = str(message_id)

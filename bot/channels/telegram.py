@@ -20,9 +20,10 @@ from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, Cont
 
 from bot.app import App
 from bot.cards import Card
-from bot.delivery import DeliveryError
+from bot.delivery import DIGEST, DeliveryError
 from bot.engine import Sender
 from bot.ratelimit import WindowsByKey
+from handlers.i18n import label, t
 from handlers.messages import Inbound, Reply, merge_replies
 
 from .telegram_staff import TelegramStaff
@@ -124,10 +125,11 @@ class TelegramChannel:
         self.app = app
         s = app.settings
         base = s.telegram_api_base_url.rstrip("/")
+        self.limiter = GroupWindowLimiter(s.telegram_overall_per_second, s.telegram_group_limit,
+                                          s.telegram_group_period_seconds, s.telegram_max_retries)
         builder = (Application.builder().token(s.telegram_token).base_url(f"{base}/bot")
                    .base_file_url(f"{base}/file/bot")
-                   .rate_limiter(GroupWindowLimiter(s.telegram_overall_per_second, s.telegram_group_limit,
-                                                    s.telegram_group_period_seconds, s.telegram_max_retries)))
+                   .rate_limiter(self.limiter))
         self.webhook = bool(s.telegram_webhook_url)
         self.secret = s.telegram_webhook_secret or secrets.token_urlsafe(24)
         if self.webhook:
@@ -271,6 +273,32 @@ class TelegramChannel:
             return str(sent.message_id)
         except TelegramError as exc:
             raise as_delivery_error(exc) from exc
+
+    digest_size = 40
+
+    def busy(self, chat_id: str) -> bool:
+        """A group whose flood window is full right now: new cards would wait, so they go as a digest."""
+        chat = int(chat_id)
+        return chat < 0 and self.limiter.groups.get(chat).backlog_free() == 0
+
+    async def put_digest(self, chat_id: str, cards: list[Card]) -> str:
+        """Many new tickets in one message: a line each, and a Claim button each; a ticket gets its own card
+        when it changes."""
+        lang = self.app.settings.staff_lang
+        lines = [t(lang, "card.digest", n=len(cards))]
+        for card in cards:
+            header, *details = card.text.split("\n")
+            what = next((d.split("：", 1)[-1].split(": ", 1)[-1] for d in details
+                         if d.startswith(("描述", "Description"))), "")
+            lines.append(f"{header} {what[:40]}")
+        claim = label(lang, "action", "claim")
+        markup = InlineKeyboardMarkup([[InlineKeyboardButton(f"{claim} {c.number}", callback_data=f"tk:claim:{c.number}")]
+                                       for c in cards[:100]])
+        try:
+            sent = await self.bot.send_message(int(chat_id), "\n".join(lines)[:TEXT_LIMIT], reply_markup=markup)
+        except TelegramError as exc:
+            raise as_delivery_error(exc) from exc
+        return f"{DIGEST}{sent.message_id}"
 
     async def put_card(self, chat_id: str, card: Card, message_id: str | None) -> str:
         markup = InlineKeyboardMarkup([

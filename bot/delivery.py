@@ -13,7 +13,7 @@ import logging
 from datetime import timedelta
 from typing import Protocol
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from models import OutboxMessage, Ticket, TicketCard, TicketEvent
@@ -45,7 +45,7 @@ class Outlet(Protocol):
     async def put_card(self, chat_id: str, card: Card, message_id: str | None) -> str:
         """Post the card, or edit it in place when it has a message id; the message id."""
 
-    # Optional, for channels whose limit can leave a backlog: `busy(chat_id)` says the limit is reached now,
+    # Optional, for channels whose limit can leave a backlog: `free(chat_id)` is how many messages may go now,
     # and `put_digest(chat_id, cards)` posts up to `digest_size` new cards as one message (its id, prefixed
     # with DIGEST where the tickets should still get cards of their own when they change).
 
@@ -169,8 +169,10 @@ class Delivery:
         # A ticket listed in a digest has no card of its own yet: its first change posts one.
         current = None if (slot.message_id or "").startswith(DIGEST) else slot.message_id
         first_post = current is None
-        if first_post and getattr(outlet, "busy", None) and outlet.busy(row.chat_id):
-            if await self._send_digest(outlet, row, card):
+        if first_post and getattr(outlet, "free", None) is not None:
+            # More new cards wait than the chat's limit lets through now: send them together.
+            free = outlet.free(row.chat_id)
+            if (free <= 0 or await self._new_cards_waiting(row) >= free) and await self._send_digest(outlet, row, card):
                 return
         message_id = await outlet.put_card(row.chat_id, card, current)
         async with self.sm() as s, s.begin():
@@ -183,6 +185,19 @@ class Delivery:
                     await outlet.send(row.chat_id, {"text": "", "photo_ref": ref}, reply_to=str(message_id))
                 except Exception as exc:  # noqa: BLE001 - the card is out; a photo that cannot go is noted
                     log.warning("photo %s of %s not posted to %s: %s", ref, card.number, row.chat_id, exc)
+
+    def _new_cards(self, row: OutboxMessage, now):  # noqa: ANN001, ANN202
+        """Due rows that would post a new card (or one only listed in a digest) to the row's chat, but the row."""
+        return (select(OutboxMessage).join(TicketCard, (TicketCard.ticket_id == OutboxMessage.ticket_id)
+                                           & (TicketCard.channel == OutboxMessage.channel)
+                                           & (TicketCard.chat_id == OutboxMessage.chat_id))
+                .where(*self._due(now), OutboxMessage.kind == "card", OutboxMessage.channel == row.channel,
+                       OutboxMessage.chat_id == row.chat_id, OutboxMessage.id != row.id,
+                       TicketCard.message_id.is_(None) | TicketCard.message_id.startswith(DIGEST)))
+
+    async def _new_cards_waiting(self, row: OutboxMessage) -> int:
+        async with self.sm() as s:
+            return await s.scalar(select(func.count()).select_from(self._new_cards(row, self.clock.now()).subquery()))
 
     async def _send_digest(self, outlet: Outlet, row: OutboxMessage, card: Card) -> bool:
         """The chat's limit is reached and more new cards wait: post them all as one digest instead of queueing

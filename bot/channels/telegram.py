@@ -274,12 +274,12 @@ class TelegramChannel:
         except TelegramError as exc:
             raise as_delivery_error(exc) from exc
 
-    digest_size = 40
+    digest_size = 50
 
-    def busy(self, chat_id: str) -> bool:
-        """A group whose flood window is full right now: new cards would wait, so they go as a digest."""
+    def free(self, chat_id: str) -> int:
+        """How many messages a group's flood window lets through now (private chats: no such window)."""
         chat = int(chat_id)
-        return chat < 0 and self.limiter.groups.get(chat).backlog_free() == 0
+        return self.limiter.groups.get(chat).backlog_free() if chat < 0 else 1_000_000
 
     async def put_digest(self, chat_id: str, cards: list[Card]) -> str:
         """Many new tickets in one message: a line each, and a Claim button each; a ticket gets its own card

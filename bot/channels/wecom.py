@@ -88,8 +88,8 @@ class WeComChannel:
 
     digest_size = 15
 
-    def busy(self, chat_id: str) -> bool:
-        return self.windows.get(chat_id).backlog_free() == 0
+    def free(self, chat_id: str) -> int:
+        return self.windows.get(chat_id).backlog_free()
 
     async def put_digest(self, chat_id: str, cards: list[Card]) -> str:
         """Several new tickets in one markdown message, each with its header and its own staff-page link."""

@@ -15,6 +15,7 @@ from models import (Action, Attachment, Binding, Bill, Building, Estate, Payment
 
 from .classifier import Classifier
 from .clock import Clock
+from . import escalation
 from .dispatch import NO_DISPATCH, Dispatch
 from .places import find_place
 from .staff_accounts import link_staff_identities
@@ -201,6 +202,7 @@ class DbDesk:
         await self.tickets.event(tk, owner(person_id), "hurry", f"#{tk.hurry_count}")
         await self.dispatch.tell_groups(self.s, tk, self.clock, t(self.staff_lang, "staff.owner_hurried",
                                                                   number=tk.number, n=tk.hurry_count))
+        await escalation.hurried(self.tickets, tk, now, self.staff_lang)
         return True, 0
 
     async def rate_ticket(self, person_id: int, number: str, stars: int, comment: str) -> bool:

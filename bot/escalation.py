@@ -7,12 +7,31 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from handlers.i18n import label, t
-from models import Action, OutboxMessage, Staff, StaffEstate, Ticket, TicketEvent
+from models import Action, Identity, OutboxMessage, Staff, StaffEstate, Ticket, TicketEvent
 
 from .dispatch import PRIORITY
 from .tickets import TicketService
 
 SYSTEM = "system:sla"
+HURRIES_TO_ESCALATE = 2  # the owner's second hurry (and each after it) climbs the ladder a step
+
+
+async def hurried(svc: TicketService, ticket: Ticket, now: datetime, lang: str = "zh") -> None:
+    """The owner hurried (催单; the cooldown is the desk's): ping the assignee, and count toward escalation."""
+    if ticket.assignee_id is not None:
+        staff = await svc.s.get(Staff, ticket.assignee_id)
+        accounts = (await svc.s.scalars(select(Identity).where(Identity.person_id == staff.person_id,
+                                                               Identity.active.is_(True)))).all()
+        for account in accounts:
+            svc.s.add(OutboxMessage(channel=account.channel, chat_id=account.chat_id, ticket_id=ticket.id,
+                                    payload={"text": t(lang, "staff.owner_hurried", number=ticket.number,
+                                                       n=ticket.hurry_count)},
+                                    priority=PRIORITY.get(ticket.urgency, 1), created_at=now))
+    if ticket.hurry_count >= HURRIES_TO_ESCALATE and ticket.escalation_level < len(svc.sla.ladder):
+        group, _ = svc.sla.ladder[ticket.escalation_level]
+        await _escalate(svc, ticket, "hurry", now, now, group, lang)
+        ticket.escalation_level += 1
+        ticket.next_check_at = svc.next_check(ticket, now)
 
 
 async def check(svc: TicketService, ticket: Ticket, now: datetime, lang: str = "zh") -> None:
@@ -47,9 +66,10 @@ async def _escalate(svc: TicketService, ticket: Ticket, what: str, due: datetime
     if target is None:  # this level's group is not configured: the step is recorded, nobody to tell
         return
     assignee = await svc.staff_name(ticket.assignee_id) or "-"
-    text = t(lang, "sla.escalate", level=level, number=ticket.number, urgency=label(lang, "urgency", ticket.urgency),
+    key = "sla.escalate_hurry" if what == "hurry" else "sla.escalate"
+    text = t(lang, key, level=level, number=ticket.number, urgency=label(lang, "urgency", ticket.urgency),
              category=label(lang, "category", ticket.category), what=t(lang, f"sla.what.{what}"), minutes=late,
-             status=label(lang, "status", ticket.status), assignee=assignee)
+             status=label(lang, "status", ticket.status), assignee=assignee, n=ticket.hurry_count)
     svc.s.add(OutboxMessage(channel=target.channel, chat_id=target.chat_id, ticket_id=ticket.id,
                             payload={"text": text}, priority=PRIORITY.get(ticket.urgency, 1), created_at=now))
 

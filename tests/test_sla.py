@@ -180,3 +180,32 @@ async def test_two_workers_sweeping_at_once_escalate_once(desk, clock):
         events = (await s.scalars(select(TicketEvent).where(TicketEvent.action == "escalate"))).all()
     assert sorted(e.ticket_id for e in events) == sorted(set(e.ticket_id for e in events)) and len(events) == 30
     assert len([t for t in await texts(desk, "-1") if "第 1 级" in t]) == len(numbers)
+
+
+async def test_owner_hurries_ping_the_assignee_and_count_toward_escalation(desk, clock):
+    from bot.classifier import get_classifier
+    from bot.desk import DbDesk
+    from models import Identity, Staff
+
+    async with desk.sessionmaker() as s, s.begin():
+        tk = await TicketService(s, clock, desk.engine.dispatch).create(
+            kind="repair", category="water", urgency="normal", description="漏水", channel="test", reporter_id=1,
+            actor="owner:1")
+        number = tk.number
+        staff = await s.get(Staff, 1)
+        s.add(Identity(channel="telegram", external_id="601", chat_id="601", person_id=staff.person_id,
+                       created_at=clock.now()))
+    await staff_act(desk, number, "claim")
+
+    async def hurry() -> tuple[bool, int]:
+        async with desk.sessionmaker() as s, s.begin():
+            return await DbDesk(s, get_classifier(), clock, 30, desk.engine.dispatch).hurry_ticket(1, number)
+
+    assert await hurry() == (True, 0)
+    assert any("催单" in t for t in await texts(desk, "601"))  # the assignee, in private
+    assert not any("多次催单" in t for t in await texts(desk, "-1"))
+    assert (await hurry())[0] is False  # the cooldown
+    clock.advance(minutes=31)
+    assert await hurry() == (True, 0)
+    assert any("多次催单" in t and "第 1 级" in t for t in await texts(desk, "-1"))
+    assert (await ticket(desk, number)).escalation_level == 1

@@ -130,6 +130,8 @@ class TicketService:
         elif action == Action.REJECT:
             ticket.reject_reason = note[:300]
             ticket.assignee_id = None
+            policy = self.sla.policy(ticket.urgency, ticket.category)  # back into dispatch: a new claim deadline
+            ticket.claim_due_at = self.sla.due(now, policy.claim, policy)
         elif action == Action.REOPEN:
             ticket.resolved_at = None
             ticket.started_at = None
@@ -164,7 +166,10 @@ class TicketService:
             Identity.person_id == ticket.reporter_id, Identity.active.is_(True)))).all()
         staff = await self.staff_name(ticket.assignee_id)
         lang = (reporter.lang if reporter else None) or "zh"
-        text = t(lang, key, number=ticket.number, note=note, staff=staff or label(lang, "status", "assigned"))
+        what, due = self.deadline(ticket)
+        when = self.clock.local(due).strftime("%m-%d %H:%M") if due else "-"
+        text = t(lang, key, number=ticket.number, note=note, staff=staff or label(lang, "status", "assigned"),
+                 due=when, what=t(lang, f"promise.{what}"))
         # "template": a status update may go out as a template message where a channel's reply window is shut.
         payload = {"text": text, "choices": [{"id": cid, "label": t(lang, lbl)} for cid, lbl in (choices or [])],
                    "photo_ref": photo_ref, "template": "status"}

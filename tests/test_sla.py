@@ -209,3 +209,21 @@ async def test_owner_hurries_ping_the_assignee_and_count_toward_escalation(desk,
     assert await hurry() == (True, 0)
     assert any("多次催单" in t and "第 1 级" in t for t in await texts(desk, "-1"))
     assert (await ticket(desk, number)).escalation_level == 1
+
+
+async def test_owner_is_told_the_promised_time_on_each_change(desk, clock):
+    from models import Identity
+
+    async with desk.sessionmaker() as s, s.begin():
+        s.add(Identity(channel="web", external_id="w-owner1", chat_id="w-owner1", person_id=1,
+                       created_at=clock.now()))
+        number = (await TicketService(s, clock, desk.engine.dispatch).create(
+            kind="repair", category="lift", urgency="emergency", description="电梯困人", channel="web",
+            reporter_id=1, actor="owner:1")).number
+    await staff_act(desk, number, "claim")  # at 10:00 in Shanghai: on site within 30 minutes
+    await staff_act(desk, number, "start")  # resolved within 4 hours of the report
+    await staff_act(desk, number, "reject", "不是本小区")  # back into dispatch: claimed within 5 minutes
+    told = await texts(desk, "w-owner1")
+    assert "预计 11-25 10:30 前上门" in told[0]
+    assert "预计 11-25 14:00 前处理完成" in told[1]
+    assert "不是本小区" in told[2] and "预计 11-25 10:05 前有人接单" in told[2]

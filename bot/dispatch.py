@@ -5,11 +5,11 @@ worker sends it, so several changes in a row become one edit of the same message
 """
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.settings import Route, Settings, StaffGroup
-from models import Building, Estate, OutboxMessage, Ticket, TicketCard, Unit
+from models import Building, Estate, OutboxMessage, Person, Staff, StaffEstate, Ticket, TicketCard, Unit
 
 from .clock import Clock
 
@@ -40,6 +40,8 @@ class Dispatch:
         unknown = sorted(named - set(settings.staff_groups))
         if unknown:
             raise ValueError(f"routing names staff groups that are not configured: {', '.join(unknown)}")
+        if any(route.mode == "assign" and not route.assignee for route in settings.routes):
+            raise ValueError("a route with mode 'assign' needs the assignee's phone")
         return cls(settings.staff_groups, settings.routes, settings.default_group)
 
     def group_names(self, facts: dict[str, str]) -> list[str]:
@@ -79,6 +81,25 @@ class Dispatch:
                                       created_at=clock.now()))
         await session.flush()
         return cards
+
+    async def auto_assignee(self, session: AsyncSession, ticket: Ticket) -> int | None:
+        """The staff member a matching "assign" or "round_robin" rule gives the ticket to; None: grab."""
+        facts = await self.facts(session, ticket)
+        route = next((r for r in self.routes if _matches(r, facts) and r.mode != "grab"), None)
+        if route is None:
+            return None
+        if route.mode == "assign":
+            return await session.scalar(select(Staff.id).join(Person, Person.id == Staff.person_id)
+                                        .where(Person.phone == route.assignee, Staff.active.is_(True)))
+        last = (select(Ticket.assignee_id, func.max(Ticket.claimed_at).label("at"))
+                .group_by(Ticket.assignee_id).subquery())
+        q = (select(Staff.id).outerjoin(last, last.c.assignee_id == Staff.id).where(Staff.active.is_(True))
+             .order_by(last.c.at.is_not(None), last.c.at, Staff.id).limit(1))
+        if route.trade:
+            q = q.where(Staff.trade == route.trade)
+        if ticket.estate_id:
+            q = q.join(StaffEstate, StaffEstate.staff_id == Staff.id).where(StaffEstate.estate_id == ticket.estate_id)
+        return await session.scalar(q)
 
     async def refresh(self, session: AsyncSession, ticket: Ticket, clock: Clock) -> None:
         """Queue an edit of every card of the ticket, unless one is already waiting to be sent."""

@@ -89,6 +89,9 @@ class TicketService:
                                note=f"{urgency}/{category}"))
         await self.s.flush()
         await self.dispatch.announce(self.s, ticket, self.clock)
+        staff_id = await self.dispatch.auto_assignee(self.s, ticket)
+        if staff_id is not None:
+            await self.transition(ticket, Action.CLAIM, "system:dispatch", assignee_id=staff_id)
         return ticket
 
     async def event(self, ticket: Ticket, actor: str, action: str, note: str = "") -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import (
@@ -29,6 +30,11 @@ class Route(BaseModel):
     category: list[str] = []
     urgency: list[str] = []
     building: list[str] = []
+    # How a matching ticket gets its assignee: "grab" (抢单: the groups' first claim wins), "assign" (to the staff
+    # member with phone `assignee`), or "round_robin" (the estate's staff of `trade`, longest since a ticket first).
+    mode: Literal["grab", "assign", "round_robin"] = "grab"
+    assignee: str | None = None
+    trade: str | None = None
 
 
 class Settings(BaseSettings):

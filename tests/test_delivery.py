@@ -170,3 +170,34 @@ async def test_two_workers_send_every_message_exactly_once(any_engine, clock):
     for chat in range(8):
         mine = [t for c, t in first.sent if c == str(chat)] or [t for c, t in second.sent if c == str(chat)]
         assert mine == sorted(mine, key=lambda t: int(t.split("-")[1]))
+
+
+async def test_assign_and_round_robin_dispatch(any_engine, clock):
+    from models import Staff
+
+    sm = any_engine.sm
+    async with sm() as s, s.begin():
+        for name, phone in (("赵师傅", "13900000011"), ("钱师傅", "13900000012")):
+            from bot.staff_accounts import add_staff
+
+            await add_staff(s, clock, name=name, phone=phone, trade="plumber")
+    dispatch = Dispatch(GROUPS, [Route(groups=["duty"], urgency=["emergency"], mode="assign",
+                                       assignee="13900000003"),
+                                 Route(groups=["repairs"], category=["water"], mode="round_robin",
+                                       trade="plumber")])
+
+    async def new(category: str, urgency: str) -> tuple[str, int | None]:
+        async with sm() as s, s.begin():
+            tk = await TicketService(s, clock, dispatch).create(kind="repair", category=category, urgency=urgency,
+                                                                description="x", channel="test", reporter_id=None,
+                                                                actor="t")
+            clock.advance(seconds=1)
+            return tk.status, tk.assignee_id
+
+    async with sm() as s:
+        plumbers = (await s.scalars(select(Staff.id).where(Staff.trade == "plumber").order_by(Staff.id))).all()
+        supervisor = await s.scalar(select(Staff.id).where(Staff.role == "supervisor"))
+    assert await new("gas", "emergency") == ("assigned", supervisor)
+    got = [await new("water", "normal") for _ in range(2 * len(plumbers))]
+    assert [a for _, a in got] == plumbers + plumbers  # each in turn, longest since a ticket first
+    assert await new("electrical", "normal") == ("new", None)  # no rule: the group grabs it

@@ -11,6 +11,7 @@ from models import Conversation, OutboxMessage, Ticket
 
 from . import escalation
 from .app import App
+from .fee_reminders import send_fee_reminders
 from .tickets import TicketService
 
 log = logging.getLogger("propdesk.sweeps")
@@ -68,4 +69,6 @@ def schedule(app: App, scheduler) -> None:  # noqa: ANN001 - an APScheduler Asyn
     scheduler.add_job(expire_conversations, "interval", args=[app], seconds=60, id="expire_conversations",
                       max_instances=1, coalesce=True)
     scheduler.add_job(sla_sweep, "interval", args=[app], seconds=30, id="sla_sweep", max_instances=1,
+                      coalesce=True)
+    scheduler.add_job(send_fee_reminders, "interval", args=[app], minutes=30, id="fee_reminders", max_instances=1,
                       coalesce=True)

@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8080"
     staff_link_hours: int = 72
 
+    # Fee reminders: this many days before a bill falls due, and arrears (催缴) once a month from this day.
+    fee_due_days_before: int = 3
+    fee_arrears_day: int = 5
+    # No reminders or notices to owners in these local hours (emergencies are never held back).
+    quiet_hours: str = "21:00-08:00"
+
     # Outbox delivery: attempts before a message is marked failed, and the first retry's delay (doubles).
     delivery_max_attempts: int = 8
     delivery_backoff_seconds: float = 2.0

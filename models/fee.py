@@ -36,3 +36,17 @@ class Payment(Base):
     paid_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     method: Mapped[str] = mapped_column(String(32), default="")
     bill: Mapped[Bill] = relationship()
+
+
+class FeeReminder(Base):
+    """The per-unit log of fee reminders: one per bill, kind and round, so no owner is reminded twice."""
+
+    __tablename__ = "fee_reminders"
+    __table_args__ = (UniqueConstraint("bill_id", "kind", "round"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    bill_id: Mapped[int] = mapped_column(ForeignKey("bills.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # due (before the due date) | arrears (催缴, monthly)
+    round: Mapped[str] = mapped_column(String(16))  # "due", or the month of an arrears round: "2026-11"
+    recipients: Mapped[int] = mapped_column(default=0)  # chat accounts it was queued to
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,0 +1,40 @@
+"""fee reminder log (one per bill, kind and round)
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-25 16:35:46.916608
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0005'
+down_revision = '0004'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('fee_reminders',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('unit_id', sa.Integer(), nullable=False),
+    sa.Column('bill_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('round', sa.String(length=16), nullable=False),
+    sa.Column('recipients', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['bill_id'], ['bills.id'], name=op.f('fk_fee_reminders_bill_id_bills')),
+    sa.ForeignKeyConstraint(['unit_id'], ['units.id'], name=op.f('fk_fee_reminders_unit_id_units')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_fee_reminders')),
+    sa.UniqueConstraint('bill_id', 'kind', 'round', name=op.f('uq_fee_reminders_bill_id'))
+    )
+    with op.batch_alter_table('fee_reminders', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_fee_reminders_unit_id'), ['unit_id'], unique=False)
+
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('fee_reminders', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_fee_reminders_unit_id'))
+
+    op.drop_table('fee_reminders')

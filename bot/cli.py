@@ -224,6 +224,21 @@ def cmd_wechat(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notice(args: argparse.Namespace) -> int:
+    """A notice (a water or power cut) to the owners bound to homes in the chosen buildings, over their channels."""
+    from bot.notices import send_notice
+
+    text = " ".join(args.text).strip()
+    if not text or len(text) > 1000:
+        print("the notice needs a text of at most 1000 characters", file=sys.stderr)
+        return 2
+    count = _in_session(lambda s, clock: send_notice(s, get_settings(), clock, estate=args.estate,
+                                                     buildings=args.building or [], text=text))
+    print(f"notice queued to {count} chat account(s); a running propdesk delivers it"
+          + (" (held until the quiet hours end, if it is night)" if count else ""))
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.runner import run
 
@@ -266,6 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bot", help="the bot's username (else PROPDESK_TELEGRAM_BOT_USERNAME)")
     p.add_argument("--out", help="write a PNG per place into this folder")
     p.set_defaults(fn=cmd_qrcode)
+    p = sub.add_parser("notice", help="send a notice (water or power cut) to the owners of chosen buildings")
+    p.add_argument("--estate", required=True, help="estate code, e.g. SG")
+    p.add_argument("--building", action="append", help="building name (repeatable); the whole estate if omitted")
+    p.add_argument("text", nargs="+")
+    p.set_defaults(fn=cmd_notice)
     p = sub.add_parser("wechat", help="WeChat official account: custom menu, parametric QR codes")
     wx = p.add_subparsers(dest="action", required=True)
     wx.add_parser("menu", help="create the account's custom menu (报修, 投诉, 我的…)")

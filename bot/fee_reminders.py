@@ -6,7 +6,7 @@ transaction that queues it, so several workers or a restart never remind anyone 
 from __future__ import annotations
 
 import logging
-from datetime import time, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -16,21 +16,15 @@ from handlers.i18n import t
 from models import Bill, Binding, FeeReminder, Identity, OutboxMessage, Person, Unit
 
 from .app import App
+from .notices import after_quiet_hours
 
 log = logging.getLogger("propdesk.fees")
 
 
-def quiet(app: App) -> bool:
-    """Within the quiet hours (e.g. "21:00-08:00", local time): no reminders to owners."""
-    start, end = (time.fromisoformat(x) for x in app.settings.quiet_hours.split("-"))
-    now = app.clock.local().time()
-    return (start <= now or now < end) if start > end else (start <= now < end)
-
-
 async def send_fee_reminders(app: App) -> int:
     """Queue the reminders due now; how many bills were reminded."""
-    if quiet(app):
-        return 0
+    if after_quiet_hours(app.settings, app.clock) is not None:
+        return 0  # quiet hours: the next run after them sends
     s_ = app.settings
     today = app.clock.local().date()
     rounds = []

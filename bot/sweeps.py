@@ -5,13 +5,15 @@ import logging
 from datetime import timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from handlers.i18n import t
-from models import Conversation, OutboxMessage, Ticket
+from models import Conversation, JobRun, OutboxMessage, Ticket
 
 from . import escalation
 from .app import App
 from .fee_reminders import send_fee_reminders
+from .notices import daily_digest
 from .tickets import TicketService
 
 log = logging.getLogger("propdesk.sweeps")
@@ -34,6 +36,20 @@ async def expire_conversations(app: App, limit: int = 500) -> int:
     if rows:
         log.info("expired %d abandoned conversations", len(rows))
     return len(rows)
+
+
+async def managers_digest(app: App) -> bool:
+    """Once a day, by whichever worker gets there first (a job-run row, inserted once)."""
+    async with app.sessionmaker() as s, s.begin():
+        insert = postgresql.insert if s.bind.dialect.name == "postgresql" else sqlite.insert
+        first = await s.execute(insert(JobRun).values(name="managers_digest",
+                                                      run_key=app.clock.local().date().isoformat(),
+                                                      created_at=app.clock.now()).on_conflict_do_nothing())
+        if first.rowcount != 1:
+            return False
+        await daily_digest(s, app.settings, app.clock, app.engine.dispatch)
+    app.wake_delivery()
+    return True
 
 
 async def sla_sweep(app: App, limit: int = 200) -> int:
@@ -72,3 +88,6 @@ def schedule(app: App, scheduler) -> None:  # noqa: ANN001 - an APScheduler Asyn
                       coalesce=True)
     scheduler.add_job(send_fee_reminders, "interval", args=[app], minutes=30, id="fee_reminders", max_instances=1,
                       coalesce=True)
+    hour, minute = (int(x) for x in app.settings.digest_time.split(":"))
+    scheduler.add_job(managers_digest, "cron", args=[app], hour=hour, minute=minute, timezone=app.settings.timezone,
+                      id="managers_digest", max_instances=1, coalesce=True)

@@ -120,6 +120,8 @@ class Settings(BaseSettings):
     fee_arrears_day: int = 5
     # No reminders or notices to owners in these local hours (emergencies are never held back).
     quiet_hours: str = "21:00-08:00"
+    # The managers' daily digest (to the staff group named "managers"), local time.
+    digest_time: str = "08:00"
 
     # Outbox delivery: attempts before a message is marked failed, and the first retry's delay (doubles).
     delivery_max_attempts: int = 8

@@ -1,6 +1,6 @@
 """SQLAlchemy models: estates and people, tickets, fees, conversations. No platform SDK here."""
 from .base import Base, utcnow
-from .channel_state import ApiToken, InboundReceipt, ServiceWindow
+from .channel_state import ApiToken, InboundReceipt, JobRun, ServiceWindow
 from .conversation import Conversation, OutboxMessage
 from .estate import Binding, Building, Estate, Identity, Person, Residency, Staff, StaffEstate, Unit
 from .fee import Bill, FeeReminder, Payment
@@ -11,5 +11,5 @@ __all__ = [
     "Base", "utcnow", "Conversation", "OutboxMessage", "Binding", "Building", "Estate", "Identity",
     "Person", "Residency", "Staff", "StaffEstate", "Unit", "Bill", "Payment", "Action", "Status",
     "TransitionError", "allowed_actions", "next_status", "Attachment", "Ticket", "TicketCounter",
-    "TicketEvent", "TicketCard", "ApiToken", "InboundReceipt", "ServiceWindow", "FeeReminder",
+    "TicketEvent", "TicketCard", "ApiToken", "InboundReceipt", "ServiceWindow", "FeeReminder", "JobRun",
 ]

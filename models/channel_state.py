@@ -44,3 +44,12 @@ class ServiceWindow(Base):
     message_used: Mapped[int] = mapped_column(Integer, default=0)
     event_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)  # last menu click or follow
     event_used: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class JobRun(Base):
+    """A scheduled job's run (e.g. the daily digest of 2026-11-25): inserted once, so one worker does it."""
+
+    __tablename__ = "job_runs"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

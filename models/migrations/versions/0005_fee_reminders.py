@@ -1,4 +1,4 @@
-"""fee reminder log (one per bill, kind and round)
+"""fee reminder log (one per bill, kind and round); job runs (once across workers)
 
 Revision ID: 0005
 Revises: 0004
@@ -15,6 +15,12 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('job_runs',
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('run_key', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('name', 'run_key', name=op.f('pk_job_runs'))
+    )
     op.create_table('fee_reminders',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('unit_id', sa.Integer(), nullable=False),
@@ -38,3 +44,4 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_fee_reminders_unit_id'))
 
     op.drop_table('fee_reminders')
+    op.drop_table('job_runs')

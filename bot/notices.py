@@ -1,0 +1,71 @@
+"""Notices to owners (a water or power cut) and the managers' daily digest."""
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta, timezone
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from config.settings import Settings
+from handlers.i18n import label, t
+from models import Binding, Building, Estate, Identity, OutboxMessage, Ticket, Unit
+from models.lifecycle import OPEN_STATUSES
+
+from .clock import Clock
+from .dispatch import Dispatch
+
+
+def after_quiet_hours(settings: Settings, clock: Clock) -> datetime | None:
+    """When a message to owners may go: None for now, else the end of the quiet hours (naive UTC)."""
+    start, end = (time.fromisoformat(x) for x in settings.quiet_hours.split("-"))
+    local = clock.local()
+    now = local.time()
+    inside = (start <= now or now < end) if start > end else (start <= now < end)
+    if not inside:
+        return None
+    day = local.date() if now < end else local.date() + timedelta(days=1)
+    return datetime.combine(day, end, local.tzinfo).astimezone(timezone.utc).replace(tzinfo=None)
+
+
+async def send_notice(session: AsyncSession, settings: Settings, clock: Clock, *, estate: str,
+                      buildings: list[str], text: str) -> int:
+    """Queue `text` to every chat account of everyone bound to a unit in the buildings; how many accounts."""
+    q = (select(Identity).join(Binding, Binding.person_id == Identity.person_id)
+         .join(Unit, Unit.id == Binding.unit_id).join(Building, Building.id == Unit.building_id)
+         .join(Estate, Estate.id == Building.estate_id)
+         .where(Estate.code == estate, Binding.status == "active", Identity.active.is_(True)).distinct())
+    if buildings:
+        q = q.where(Building.name.in_(buildings))
+    accounts = (await session.scalars(q)).all()
+    not_before = after_quiet_hours(settings, clock)
+    for account in accounts:
+        session.add(OutboxMessage(channel=account.channel, chat_id=account.chat_id,
+                                  payload={"text": f"📢 {text}", "template": "notice"}, next_attempt_at=not_before,
+                                  created_at=clock.now()))
+    return len(accounts)
+
+
+async def daily_digest(session: AsyncSession, settings: Settings, clock: Clock, dispatch: Dispatch,
+                       group: str = "managers") -> str | None:
+    """The last day in numbers, to the managers' group: new, closed, overdue, oldest open, average rating."""
+    target = dispatch.groups.get(group)
+    if target is None:
+        return None
+    now, lang = clock.now(), settings.staff_lang
+    since = now - timedelta(days=1)
+    open_ = [str(s) for s in OPEN_STATUSES]
+    new = await session.scalar(select(func.count()).select_from(Ticket).where(Ticket.created_at >= since))
+    closed = await session.scalar(select(func.count()).select_from(Ticket).where(Ticket.closed_at >= since))
+    overdue = await session.scalar(select(func.count()).select_from(Ticket).where(
+        Ticket.status.in_(open_), Ticket.resolve_due_at < now))
+    rating = await session.scalar(select(func.avg(Ticket.rating)).where(Ticket.closed_at >= since,
+                                                                        Ticket.rating.is_not(None)))
+    oldest = await session.scalar(select(Ticket).where(Ticket.status.in_(open_)).order_by(Ticket.created_at)
+                                  .limit(1))
+    text = t(lang, "digest.daily", date=clock.local().date().isoformat(), new=new, closed=closed, overdue=overdue,
+             rating=f"{rating:.1f}" if rating is not None else "-",
+             oldest=(f"{oldest.number} {label(lang, 'status', oldest.status)} "
+                     f"{int((now - oldest.created_at).total_seconds() // 3600)}h") if oldest else "-")
+    session.add(OutboxMessage(channel=target.channel, chat_id=target.chat_id, payload={"text": text},
+                              created_at=now))
+    return text

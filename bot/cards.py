@@ -57,6 +57,8 @@ async def build_card(session: AsyncSession, ticket: Ticket, clock: Clock, lang: 
             lines.append(t(lang, "card.overdue"))
     if info["photos"]:
         lines.append(t(lang, "card.photos", n=len(info["photos"])))
+    if ticket.possible_duplicate_of:
+        lines.append(t(lang, "card.duplicate", number=ticket.possible_duplicate_of))
     if ticket.hurry_count:
         lines.append(t(lang, "card.hurried", n=ticket.hurry_count))
     if ticket.status == "rejected" and ticket.reject_reason:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,6 +40,21 @@ class TicketService:
         self.clock = clock
         self.dispatch = dispatch
         self.sla = sla or load_sla(str(clock.tz))
+
+    async def duplicate_of(self, ticket: Ticket, now) -> str | None:  # noqa: ANN001
+        """An open ticket of the same category at the same unit (or the same public spot) reported recently."""
+        if ticket.unit_id is None and not (ticket.estate_id and ticket.location_text.strip()):
+            return None
+        q = select(Ticket.number).where(Ticket.category == ticket.category,
+                                        Ticket.status.in_(["new", "assigned", "in_progress", "on_hold", "rejected",
+                                                           "reopened"]),
+                                        Ticket.created_at >= now - self.sla.duplicate_window)
+        if ticket.unit_id is not None:
+            q = q.where(Ticket.unit_id == ticket.unit_id)
+        else:
+            q = q.where(Ticket.estate_id == ticket.estate_id,
+                        func.lower(func.trim(Ticket.location_text)) == ticket.location_text.strip().lower())
+        return await self.s.scalar(q.order_by(Ticket.id).limit(1))
 
     def start_clock(self, ticket: Ticket, now) -> None:  # noqa: ANN001
         """Deadlines from the ticket's policy, counted from now (creation, or a reopening: a new clock)."""
@@ -81,6 +96,7 @@ class TicketService:
                         status="new", created_at=now, updated_at=now, **fields)
         self.start_clock(ticket, now)
         ticket.next_check_at = self.next_check(ticket, now)
+        ticket.possible_duplicate_of = await self.duplicate_of(ticket, now)
         self.s.add(ticket)
         await self.s.flush()
         for ref in photos:

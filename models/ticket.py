@@ -48,6 +48,8 @@ class Ticket(Base):
     next_check_at: Mapped[datetime | None] = mapped_column(DateTime, default=None, index=True)
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
     held_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)  # on_hold pauses the clock
+    # An open ticket of the same category at the same unit or public spot, reported shortly before: shown to staff.
+    possible_duplicate_of: Mapped[str | None] = mapped_column(String(32), default=None)
     last_hurry_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     hurry_count: Mapped[int] = mapped_column(Integer, default=0)
     rating: Mapped[int | None] = mapped_column(Integer, default=None)

@@ -227,3 +227,27 @@ async def test_owner_is_told_the_promised_time_on_each_change(desk, clock):
     assert "预计 11-25 10:30 前上门" in told[0]
     assert "预计 11-25 14:00 前处理完成" in told[1]
     assert "不是本小区" in told[2] and "预计 11-25 10:05 前有人接单" in told[2]
+
+
+async def test_possible_duplicates_are_flagged_on_the_card(desk, clock):
+    from bot.cards import build_card
+
+    async def report(unit_id=None, location="", estate_id=None, category="water") -> Ticket:
+        async with desk.sessionmaker() as s, s.begin():
+            return await TicketService(s, clock, desk.engine.dispatch).create(
+                kind="repair", category=category, urgency="normal", description="漏水", channel="test",
+                reporter_id=None, actor="t", unit_id=unit_id, location_text=location, estate_id=estate_id)
+
+    first = await report(unit_id=1)
+    assert first.possible_duplicate_of is None
+    assert (await report(unit_id=1)).possible_duplicate_of == first.number
+    assert (await report(unit_id=2)).possible_duplicate_of is None  # another home
+    assert (await report(unit_id=1, category="electrical")).possible_duplicate_of is None
+    spot = await report(location="3栋2单元5楼楼道", estate_id=1)
+    again = await report(location=" 3栋2单元5楼楼道", estate_id=1)
+    assert spot.possible_duplicate_of is None and again.possible_duplicate_of == spot.number
+    async with desk.sessionmaker() as s:
+        card = await build_card(s, await s.get(Ticket, again.id), clock)
+    assert f"可能与 {spot.number} 重复" in card.text
+    clock.advance(hours=25)
+    assert (await report(unit_id=1)).possible_duplicate_of is None  # outside the window

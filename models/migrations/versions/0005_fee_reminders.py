@@ -1,4 +1,4 @@
-"""fee reminder log (one per bill, kind and round); job runs (once across workers)
+"""fee reminder log (one per bill, kind and round); job runs (once across workers); duplicate hints
 
 Revision ID: 0005
 Revises: 0004
@@ -15,6 +15,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('tickets', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('possible_duplicate_of', sa.String(length=32), nullable=True))
     op.create_table('job_runs',
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('run_key', sa.String(length=64), nullable=False),
@@ -40,6 +42,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('tickets', schema=None) as batch_op:
+        batch_op.drop_column('possible_duplicate_of')
     with op.batch_alter_table('fee_reminders', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_fee_reminders_unit_id'))
 

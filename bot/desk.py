@@ -215,6 +215,7 @@ class DbDesk:
             if stars <= 2:
                 await self.tickets.transition(tk, Action.REOPEN, owner(person_id), f"rating {stars}: {comment}",
                                               notify_owner=False)
+                await escalation.reopened(self.tickets, tk, stars, comment, self.clock.now(), self.staff_lang)
             else:
                 await self.tickets.transition(tk, Action.CLOSE, owner(person_id), "confirmed by owner",
                                               notify_owner=False)

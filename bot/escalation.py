@@ -74,6 +74,18 @@ async def _escalate(svc: TicketService, ticket: Ticket, what: str, due: datetime
                             payload={"text": text}, priority=PRIORITY.get(ticket.urgency, 1), created_at=now))
 
 
+async def reopened(svc: TicketService, ticket: Ticket, stars: int, comment: str, now: datetime,
+                   lang: str = "zh") -> None:
+    """The owner was not satisfied (rated 2 or less): the reopened ticket goes to the supervisors' group too."""
+    target = svc.dispatch.groups.get(svc.sla.reopen_to)
+    if target is None:
+        return
+    text = t(lang, "sla.reopened", number=ticket.number, stars="★" * stars, comment=comment or "-",
+             category=label(lang, "category", ticket.category), assignee=await svc.staff_name(ticket.assignee_id) or "-")
+    svc.s.add(OutboxMessage(channel=target.channel, chat_id=target.chat_id, ticket_id=ticket.id,
+                            payload={"text": text}, priority=PRIORITY.get(ticket.urgency, 1), created_at=now))
+
+
 async def _on_duty(svc: TicketService, ticket: Ticket) -> str:
     """Who is on duty for the ticket's estate (and trade, when the category has one): named in the reminder."""
     q = select(Staff).where(Staff.active.is_(True)).options(selectinload(Staff.person)).order_by(Staff.id)

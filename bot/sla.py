@@ -56,6 +56,7 @@ class SLA:
         self.calendar = Calendar(tz, cal["start"], cal["end"], cal["weekdays"], cal.get("holidays", []))
         self.ladder = [(lvl["group"], int(lvl["after"])) for lvl in config.get("escalation", [])]
         self.close_after = timedelta(hours=config.get("return_visit", {}).get("close_after_hours", 48))
+        self.reopen_to = config.get("return_visit", {}).get("reopen_to", "supervisors")
         self.duplicate_window = timedelta(hours=config.get("duplicates", {}).get("window_hours", 24))
 
     def policy(self, urgency: str, category: str = "") -> Policy:

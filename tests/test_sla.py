@@ -251,3 +251,19 @@ async def test_possible_duplicates_are_flagged_on_the_card(desk, clock):
     assert f"可能与 {spot.number} 重复" in card.text
     clock.advance(hours=25)
     assert (await report(unit_id=1)).possible_duplicate_of is None  # outside the window
+
+
+async def test_low_rating_reopens_to_the_supervisors(desk, clock):
+    from bot.classifier import get_classifier
+    from bot.desk import DbDesk
+
+    async with desk.sessionmaker() as s, s.begin():
+        number = (await TicketService(s, clock, desk.engine.dispatch).create(
+            kind="repair", category="water", urgency="normal", description="漏水", channel="test", reporter_id=1,
+            actor="owner:1")).number
+    for action in ("claim", "start", "resolve"):
+        await staff_act(desk, number, action)
+    async with desk.sessionmaker() as s, s.begin():
+        assert await DbDesk(s, get_classifier(), clock, 30, desk.engine.dispatch).rate_ticket(1, number, 1, "还在漏")
+    assert (await ticket(desk, number)).status == "reopened"
+    assert any("业主不满意" in t and number in t and "还在漏" in t for t in await texts(desk, "-2"))

@@ -68,6 +68,8 @@ async def build_card(session: AsyncSession, ticket: Ticket, clock: Clock, lang: 
     lines.append(t(lang, "card.reply_hint"))
     allowed = {a.value for a in allowed_actions(ticket.status)}
     buttons = [(a, label(lang, "action", a)) for a in CARD_ACTIONS if a in allowed]
+    if ticket.possible_duplicate_of and "merge" in allowed:
+        buttons.append(("merge", label(lang, "action", "merge")))
     if ticket.status not in ("closed", "cancelled"):
         buttons.append(("contact", t(lang, "card.button.contact")))
     return Card(number=ticket.number, text="\n".join(lines), buttons=buttons, photos=info["photos"])

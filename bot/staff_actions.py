@@ -5,13 +5,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from models import Action, Attachment, Person, Staff, Ticket, allowed_actions
+from models import Action, Attachment, Person, Staff, Ticket, TicketFollower, allowed_actions
 
 from .clock import Clock
 from .dispatch import NO_DISPATCH, Dispatch
 from .tickets import TicketService
 
-STAFF_ACTIONS = ["claim", "start", "hold", "resume", "resolve", "reject", "reassign", "comment"]
+STAFF_ACTIONS = ["claim", "start", "hold", "resume", "resolve", "reject", "reassign", "merge", "comment"]
 
 
 class StaffActionError(ValueError):
@@ -52,6 +52,8 @@ async def act(session: AsyncSession, clock: Clock, *, number: str, staff_id: int
         raise StaffActionError(f"cannot {action} a ticket that is {ticket.status}")
     if action == "reject" and not note:
         raise StaffActionError("退单 needs a reason / a rejection needs a reason")
+    if action == "merge":
+        return await _merge(session, svc, ticket, actor, note or ticket.possible_duplicate_of or "")
     target = staff.id
     if action == "reassign":
         if assignee_id is None:
@@ -88,8 +90,29 @@ async def ticket_card(session: AsyncSession, ticket: Ticket, clock: Clock) -> di
         "created_at": ticket.created_at.isoformat() + "Z",
         "claim_due_at": ticket.claim_due_at.isoformat() + "Z" if ticket.claim_due_at else None,
         "overdue": bool(ticket.claim_due_at and ticket.status == "new" and clock.now() > ticket.claim_due_at),
-        "actions": [a.value for a in allowed_actions(ticket.status) if a.value in STAFF_ACTIONS] + ["comment"],
+        "actions": [a.value for a in allowed_actions(ticket.status) if a.value in STAFF_ACTIONS
+                    and (a.value != "merge" or ticket.possible_duplicate_of)] + ["comment"],
+        "possible_duplicate_of": ticket.possible_duplicate_of,
         "photos": [a.ref for a in ticket.attachments],
         "events": [{"at": e.at.isoformat() + "Z", "actor": e.actor, "action": e.action, "note": e.note,
                     "to": e.to_status} for e in ticket.events],
     }
+
+
+async def _merge(session: AsyncSession, svc: TicketService, ticket: Ticket, actor: str, into: str) -> Ticket:
+    """Close `ticket` as the same problem as `into`, whose updates its owner (and followers) hear from now on."""
+    into = into.strip().upper()
+    target = await session.scalar(select(Ticket).where(Ticket.number == into).with_for_update()) if into else None
+    if target is None or target.id == ticket.id:
+        raise StaffActionError("merge needs the number of another ticket / 合并需要另一张工单的编号")
+    if target.status not in ("new", "assigned", "in_progress", "on_hold", "rejected", "reopened"):
+        raise StaffActionError(f"{into} is not open")
+    people = {p for p in [ticket.reporter_id] if p} | set((await session.scalars(
+        select(TicketFollower.person_id).where(TicketFollower.ticket_id == ticket.id))).all())
+    known = {target.reporter_id} | set((await session.scalars(
+        select(TicketFollower.person_id).where(TicketFollower.ticket_id == target.id))).all())
+    for person_id in people - known:
+        session.add(TicketFollower(ticket_id=target.id, person_id=person_id))
+    await svc.transition(ticket, Action.MERGE, actor, into)
+    await svc.event(target, actor, "merge", f"← {ticket.number}")
+    return ticket

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.i18n import label, t
 from models import (Action, Attachment, Identity, OutboxMessage, Person, Staff, Ticket, TicketCounter,
-                    TicketEvent, next_status)
+                    TicketEvent, TicketFollower, next_status)
 from models.lifecycle import NEEDS_REASON
 from models.ticket import PREFIX
 
@@ -144,7 +144,7 @@ class TicketService:
             ticket.held_at = None
         elif action == Action.RESOLVE:
             ticket.resolved_at = now
-        elif action in (Action.CLOSE, Action.CANCEL):
+        elif action in (Action.CLOSE, Action.CANCEL, Action.MERGE):
             ticket.closed_at = now
         elif action == Action.REJECT:
             ticket.reject_reason = note[:300]
@@ -181,8 +181,11 @@ class TicketService:
         if ticket.reporter_id is None:
             return 0
         reporter = await self.s.get(Person, ticket.reporter_id)
+        # The reporter, and the owners of duplicates merged into this ticket.
+        people = [ticket.reporter_id] + list((await self.s.scalars(
+            select(TicketFollower.person_id).where(TicketFollower.ticket_id == ticket.id))).all())
         identities = (await self.s.scalars(select(Identity).where(
-            Identity.person_id == ticket.reporter_id, Identity.active.is_(True)))).all()
+            Identity.person_id.in_(people), Identity.active.is_(True)))).all()
         staff = await self.staff_name(ticket.assignee_id)
         lang = (reporter.lang if reporter else None) or "zh"
         what, due = self.deadline(ticket)

@@ -5,11 +5,11 @@ from .conversation import Conversation, OutboxMessage
 from .estate import Binding, Building, Estate, Identity, Person, Residency, Staff, StaffEstate, Unit
 from .fee import Bill, FeeReminder, Payment
 from .lifecycle import Action, Status, TransitionError, allowed_actions, next_status
-from .ticket import Attachment, Ticket, TicketCard, TicketCounter, TicketEvent
+from .ticket import Attachment, Ticket, TicketCard, TicketCounter, TicketEvent, TicketFollower
 
 __all__ = [
     "Base", "utcnow", "Conversation", "OutboxMessage", "Binding", "Building", "Estate", "Identity",
     "Person", "Residency", "Staff", "StaffEstate", "Unit", "Bill", "Payment", "Action", "Status",
     "TransitionError", "allowed_actions", "next_status", "Attachment", "Ticket", "TicketCounter",
-    "TicketEvent", "TicketCard", "ApiToken", "InboundReceipt", "ServiceWindow", "FeeReminder", "JobRun",
+    "TicketEvent", "TicketCard", "ApiToken", "InboundReceipt", "ServiceWindow", "FeeReminder", "JobRun", "TicketFollower",
 ]

@@ -27,6 +27,7 @@ class Action(StrEnum):
     CANCEL = "cancel"  # by the owner before resolution
     REJECT = "reject"  # 退单, with a reason; back into dispatch
     REASSIGN = "reassign"  # 转派 to another person
+    MERGE = "merge"  # 合并: the same problem as another open ticket, which carries on for both owners
 
 
 S = Status
@@ -46,6 +47,7 @@ TRANSITIONS: dict[Action, dict[Status, Status]] = {
     Action.REJECT: {S.NEW: S.REJECTED, S.ASSIGNED: S.REJECTED, S.IN_PROGRESS: S.REJECTED,
                     S.ON_HOLD: S.REJECTED, S.REOPENED: S.REJECTED},
     Action.REASSIGN: {S.ASSIGNED: S.ASSIGNED, S.IN_PROGRESS: S.ASSIGNED, S.ON_HOLD: S.ASSIGNED},
+    Action.MERGE: {s: S.CLOSED for s in OPEN_STATUSES},
 }
 
 # Actions that must carry a note explaining why.

@@ -110,3 +110,11 @@ class TicketCard(Base):
     chat_id: Mapped[str] = mapped_column(String(128))
     message_id: Mapped[str | None] = mapped_column(String(64), default=None)  # set once the card is posted
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class TicketFollower(Base):
+    """Someone besides the reporter who hears about a ticket: the owner of a duplicate merged into it."""
+
+    __tablename__ = "ticket_followers"
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True)

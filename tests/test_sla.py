@@ -267,3 +267,28 @@ async def test_low_rating_reopens_to_the_supervisors(desk, clock):
         assert await DbDesk(s, get_classifier(), clock, 30, desk.engine.dispatch).rate_ticket(1, number, 1, "还在漏")
     assert (await ticket(desk, number)).status == "reopened"
     assert any("业主不满意" in t and number in t and "还在漏" in t for t in await texts(desk, "-2"))
+
+
+async def test_merging_a_duplicate_keeps_both_owners_informed(desk, clock):
+    from models import Identity
+
+    async with desk.sessionmaker() as s, s.begin():
+        for person in (1, 2):
+            s.add(Identity(channel="web", external_id=f"w-{person}", chat_id=f"w-{person}", person_id=person,
+                           created_at=clock.now()))
+        svc = TicketService(s, clock, desk.engine.dispatch)
+        first = (await svc.create(kind="repair", category="public_facility", urgency="normal", description="灯坏了",
+                                  channel="web", reporter_id=1, actor="owner:1", estate_id=1,
+                                  location_text="3栋大堂")).number
+        second = await svc.create(kind="repair", category="public_facility", urgency="normal", description="大堂灯不亮",
+                                  channel="web", reporter_id=2, actor="owner:2", estate_id=1, location_text="3栋大堂")
+        assert second.possible_duplicate_of == first
+        second = second.number
+    await staff_act(desk, second, "merge")  # into the flagged one
+    assert (await ticket(desk, second)).status == "closed"
+    assert any("已合并" in t and first in t for t in await texts(desk, "w-2"))
+    await staff_act(desk, first, "claim")
+    assert any("接单" in t and first in t for t in await texts(desk, "w-1"))
+    assert any("接单" in t and first in t for t in await texts(desk, "w-2"))  # the merged owner hears too
+    with pytest.raises(Exception, match="merge needs"):
+        await staff_act(desk, first, "merge")  # nothing to merge into

@@ -115,7 +115,7 @@ $("#owner-start").addEventListener("click", startSession);
 // ---- staff pane ----
 const LABELS = {
   claim: "接单 Claim", start: "到场 On site", resolve: "完成 Resolve", hold: "挂起 Hold", resume: "恢复 Resume",
-  reject: "退单 Reject", reassign: "转派 Reassign", comment: "留言 Comment",
+  reject: "退单 Reject", reassign: "转派 Reassign", merge: "合并 Merge", comment: "留言 Comment",
 };
 const STATUS = {
   new: "待接单 new", assigned: "已接单 assigned", in_progress: "处理中 in progress", on_hold: "挂起 on hold",
@@ -133,11 +133,12 @@ async function loadStaff() {
   }
 }
 
-async function act(number, action) {
+async function act(number, action, duplicateOf) {
   let note = "";
   let assignee_id = null;
   if (action === "reject") { note = prompt("退单原因 Reason for rejecting:"); if (!note) return; }
   if (action === "comment") { note = prompt("给业主的留言 Message to the owner:"); if (!note) return; }
+  if (action === "merge") { note = prompt("合并到哪张工单 Merge into ticket:", duplicateOf || ""); if (!note) return; }
   if (action === "hold") { note = prompt("挂起原因 Why on hold (e.g. waiting for parts):") || ""; }
   if (action === "resolve") { note = prompt("处理结果 What was done:") || ""; }
   if (action === "reassign") {
@@ -181,7 +182,7 @@ function card(t) {
     const b = document.createElement("button"); b.type = "button"; b.textContent = LABELS[a] || a;
     b.dataset.action = a;
     if (a === "claim" || a === "resolve") b.className = "primary";
-    b.onclick = () => act(t.number, a);
+    b.onclick = () => act(t.number, a, t.possible_duplicate_of);
     acts.appendChild(b);
   }
   div.appendChild(acts);

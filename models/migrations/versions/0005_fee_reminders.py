@@ -1,4 +1,4 @@
-"""fee reminder log (one per bill, kind and round); job runs (once across workers); duplicate hints
+"""fee reminder log (one per bill, kind and round); job runs (once across workers); duplicate hints and followers of merged tickets
 
 Revision ID: 0005
 Revises: 0004
@@ -15,6 +15,13 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('ticket_followers',
+    sa.Column('ticket_id', sa.Integer(), nullable=False),
+    sa.Column('person_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['person_id'], ['people.id'], name=op.f('fk_ticket_followers_person_id_people')),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_ticket_followers_ticket_id_tickets')),
+    sa.PrimaryKeyConstraint('ticket_id', 'person_id', name=op.f('pk_ticket_followers'))
+    )
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.add_column(sa.Column('possible_duplicate_of', sa.String(length=32), nullable=True))
     op.create_table('job_runs',
@@ -49,3 +56,4 @@ def downgrade() -> None:
 
     op.drop_table('fee_reminders')
     op.drop_table('job_runs')
+    op.drop_table('ticket_followers')

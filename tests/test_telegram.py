@@ -89,16 +89,29 @@ async def start_harness(tmp_path, url: str, fake: tg.FakeBotAPI, **overrides) ->
 
 
 @pytest.fixture
-async def harness(tmp_path, sqlite_url):
-    fake = await tg.FakeBotAPI().start()
-    h, (stop, task) = await start_harness(tmp_path, sqlite_url, fake)
-    await h.channel.start()
-    yield h
-    stop.set()
-    await task
-    await h.channel.stop()
-    await h.app.close()
-    await fake.stop()
+async def harnesses(tmp_path, sqlite_url):
+    """Make harnesses (fake Bot API options in `fake`, settings as keywords), started, and stopped after."""
+    made = []
+
+    async def make(fake: dict | None = None, **overrides) -> Harness:
+        api = await tg.FakeBotAPI(**(fake or {})).start()
+        h, (stop, task) = await start_harness(tmp_path, sqlite_url, api, **overrides)
+        await h.channel.start()
+        made.append((h, stop, task))
+        return h
+
+    yield make
+    for h, stop, task in made:
+        stop.set()
+        await task
+        await h.channel.stop()
+        await h.app.close()
+        await h.fake.stop()
+
+
+@pytest.fixture
+async def harness(harnesses):
+    return await harnesses()
 
 
 async def link_staff(h: Harness, who: dict, name="王师傅 Master Wang", phone="13900000001") -> str:
@@ -348,43 +361,35 @@ async def test_webhook_checks_the_secret(tmp_path, sqlite_url):
         await fake.stop()
 
 
-async def test_emergency_while_the_group_is_flooded_and_no_429_is_provoked(tmp_path, sqlite_url):
+async def test_emergency_while_the_group_is_flooded_and_no_429_is_provoked(harnesses):
     from bot.tickets import TicketService
 
-    fake = await tg.FakeBotAPI(group_limit=3, group_period=2).start()
-    h, (stop, task) = await start_harness(tmp_path, sqlite_url, fake, telegram_group_limit=3,
-                                          telegram_group_period_seconds=2)
-    try:
-        # The group's window is full (three cards just went out) and eight more ordinary tickets wait; then an
-        # owner reports people trapped in a lift.
-        await h.channel.start()
+    h = await harnesses(fake={"group_limit": 3, "group_period": 2}, telegram_group_limit=3,
+                        telegram_group_period_seconds=2)
+    fake = h.fake
 
-        async def ordinary(n: int) -> list[str]:
-            async with h.app.sessionmaker() as s, s.begin():
-                svc = TicketService(s, h.app.clock, h.app.engine.dispatch)
-                made = [(await svc.create(kind="repair", category="public_facility", urgency="normal",
-                                          channel="web", description=f"楼道灯不亮 {i}", reporter_id=None,
-                                          actor="test")).number for i in range(n)]
-            h.app.wake_delivery()
-            return made
+    # The group's window is full (three cards just went out) and eight more ordinary tickets wait; then an
+    # owner reports people trapped in a lift.
+    async def ordinary(n: int) -> list[str]:
+        async with h.app.sessionmaker() as s, s.begin():
+            svc = TicketService(s, h.app.clock, h.app.engine.dispatch)
+            made = [(await svc.create(kind="repair", category="public_facility", urgency="normal",
+                                      channel="web", description=f"楼道灯不亮 {i}", reporter_id=None,
+                                      actor="test")).number for i in range(n)]
+        h.app.wake_delivery()
+        return made
 
-        normal = await ordinary(3)
-        await fake.wait_for(lambda f: len(f.texts(GROUP)) >= 3)
-        normal += await ordinary(8)
-        began = asyncio.get_running_loop().time()
-        out = await h.say(OWNER, "电梯困人了，快来")
-        number = re.search(r"BX-\d{8}-\d{4}", out).group(0)
-        # The owner was answered at once, not after the group's backlog.
-        assert asyncio.get_running_loop().time() - began < 1.5
-        await fake.wait_for(lambda f: all(n in "\n".join(f.texts(GROUP)) for n in normal + [number]), timeout=20)
-        # Everything reached the group within two windows, merged where needed, and no 429 was provoked.
-        assert asyncio.get_running_loop().time() - began < 5 and fake.too_many_requests == 0
-    finally:
-        stop.set()
-        await task
-        await h.channel.stop()
-        await h.app.close()
-        await fake.stop()
+    normal = await ordinary(3)
+    await fake.wait_for(lambda f: len(f.texts(GROUP)) >= 3)
+    normal += await ordinary(8)
+    began = asyncio.get_running_loop().time()
+    out = await h.say(OWNER, "电梯困人了，快来")
+    number = re.search(r"BX-\d{8}-\d{4}", out).group(0)
+    # The owner was answered at once, not after the group's backlog.
+    assert asyncio.get_running_loop().time() - began < 1.5
+    await fake.wait_for(lambda f: all(n in "\n".join(f.texts(GROUP)) for n in normal + [number]), timeout=20)
+    # Everything reached the group within two windows, merged where needed, and no 429 was provoked.
+    assert asyncio.get_running_loop().time() - began < 5 and fake.too_many_requests == 0
 
 
 async def test_propdesk_run_starts_the_telegram_channel_when_its_token_is_set(tmp_path, sqlite_url):
@@ -409,36 +414,28 @@ async def test_propdesk_run_starts_the_telegram_channel_when_its_token_is_set(tm
         await fake.stop()
 
 
-async def test_a_burst_goes_out_as_digests_whose_buttons_work(tmp_path, sqlite_url):
+async def test_a_burst_goes_out_as_digests_whose_buttons_work(harnesses):
     from bot.tickets import TicketService
 
-    fake = await tg.FakeBotAPI(group_limit=3, group_period=2).start()
-    h, (stop, task) = await start_harness(tmp_path, sqlite_url, fake, telegram_group_limit=3,
-                                          telegram_group_period_seconds=2)
-    try:
-        await h.channel.start()
-        async with h.app.sessionmaker() as s, s.begin():
-            svc = TicketService(s, h.app.clock, h.app.engine.dispatch)
-            numbers = [(await svc.create(kind="repair", category="public_facility", urgency="normal",
-                                         channel="web", description=f"灯不亮 {i}", reporter_id=None,
-                                         actor="test")).number for i in range(60)]
-        h.app.wake_delivery()
-        began = asyncio.get_running_loop().time()
-        await fake.wait_for(lambda f: all(n in "\n".join(f.texts(GROUP)) for n in numbers), timeout=20)
-        # 60 cards one by one would take 20 windows (40 s); as digests the group has them all within a few.
-        assert asyncio.get_running_loop().time() - began < 8 and fake.too_many_requests == 0
-        digest = next(m for (c, _), m in fake.messages.items() if c == GROUP and "张新工单" in m.get("text", ""))
-        buttons = [b["callback_data"] for row in digest["reply_markup"]["inline_keyboard"] for b in row]
-        assert len(buttons) >= 2 and all(b.startswith("tk:claim:") for b in buttons)
-        # Claiming from the digest works, and the ticket then gets a card of its own.
-        await link_staff(h, TECH)
-        target = buttons[0].rsplit(":", 1)[1]
-        await h.press(TECH, buttons[0], chat_id=GROUP, on=digest)
-        assert (await h.ticket(target)).status == "assigned"
-        await fake.wait_for(lambda f: any(target in t and "已接单" in t for t in f.texts(GROUP)), timeout=10)
-    finally:
-        stop.set()
-        await task
-        await h.channel.stop()
-        await h.app.close()
-        await fake.stop()
+    h = await harnesses(fake={"group_limit": 3, "group_period": 2}, telegram_group_limit=3,
+                        telegram_group_period_seconds=2)
+    fake = h.fake
+    async with h.app.sessionmaker() as s, s.begin():
+        svc = TicketService(s, h.app.clock, h.app.engine.dispatch)
+        numbers = [(await svc.create(kind="repair", category="public_facility", urgency="normal",
+                                     channel="web", description=f"灯不亮 {i}", reporter_id=None,
+                                     actor="test")).number for i in range(60)]
+    h.app.wake_delivery()
+    began = asyncio.get_running_loop().time()
+    await fake.wait_for(lambda f: all(n in "\n".join(f.texts(GROUP)) for n in numbers), timeout=20)
+    # 60 cards one by one would take 20 windows (40 s); as digests the group has them all within a few.
+    assert asyncio.get_running_loop().time() - began < 8 and fake.too_many_requests == 0
+    digest = next(m for (c, _), m in fake.messages.items() if c == GROUP and "张新工单" in m.get("text", ""))
+    buttons = [b["callback_data"] for row in digest["reply_markup"]["inline_keyboard"] for b in row]
+    assert len(buttons) >= 2 and all(b.startswith("tk:claim:") for b in buttons)
+    # Claiming from the digest works, and the ticket then gets a card of its own.
+    await link_staff(h, TECH)
+    target = buttons[0].rsplit(":", 1)[1]
+    await h.press(TECH, buttons[0], chat_id=GROUP, on=digest)
+    assert (await h.ticket(target)).status == "assigned"
+    await fake.wait_for(lambda f: any(target in t and "已接单" in t for t in f.texts(GROUP)), timeout=10)

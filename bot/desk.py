@@ -221,6 +221,16 @@ class DbDesk:
                                               notify_owner=False)
         return True
 
+    async def not_fixed(self, person_id: int, number: str) -> bool:
+        """The owner says a resolved ticket is not fixed: it reopens (a new clock) and the supervisors hear."""
+        tk = await self._mine(person_id, number)
+        if tk is None or tk.status != "resolved":
+            return False
+        await self.tickets.transition(tk, Action.REOPEN, owner(person_id), "not fixed", notify_owner=False)
+        await escalation.reopened(self.tickets, tk, 0, t(self.staff_lang, "sla.not_fixed"), self.clock.now(),
+                                  self.staff_lang)
+        return True
+
     async def bills(self, person_id: int) -> tuple[list[BillView], list[PaymentView]]:
         """Only the units this person is bound to: never anyone else's bills."""
         units = {u.id: u.label for u in await self.bound_units(person_id)}

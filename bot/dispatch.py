@@ -12,12 +12,15 @@ from config.settings import Route, Settings, StaffGroup
 from models import Building, Estate, OutboxMessage, Person, Staff, StaffEstate, Ticket, TicketCard, Unit
 
 from .clock import Clock
+from .sla import Calendar, load_sla
 
 # Outbox priority of a ticket's messages to staff groups, by urgency.
 PRIORITY = {"emergency": 3, "high": 2, "normal": 1, "low": 0}
 
 
 def _matches(route: Route, facts: dict[str, str]) -> bool:
+    if route.after_hours is not None and route.after_hours != (facts.get("after_hours") == "yes"):
+        return False
     return all(not allowed or facts.get(field, "") in allowed
                for field, allowed in (("estate", route.estate), ("kind", route.kind),
                                       ("category", route.category), ("urgency", route.urgency),
@@ -27,10 +30,12 @@ def _matches(route: Route, facts: dict[str, str]) -> bool:
 class Dispatch:
     """Routing rules from settings, applied to tickets inside the caller's transaction."""
 
-    def __init__(self, groups: dict[str, StaffGroup], routes: list[Route], default_group: str | None = None):
+    def __init__(self, groups: dict[str, StaffGroup], routes: list[Route], default_group: str | None = None,
+                 calendar: Calendar | None = None):
         self.groups = groups
         self.routes = routes
         self.default_group = default_group
+        self.calendar = calendar  # business hours, for after-hours rules
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Dispatch":
@@ -42,7 +47,8 @@ class Dispatch:
             raise ValueError(f"routing names staff groups that are not configured: {', '.join(unknown)}")
         if any(route.mode == "assign" and not route.assignee for route in settings.routes):
             raise ValueError("a route with mode 'assign' needs the assignee's phone")
-        return cls(settings.staff_groups, settings.routes, settings.default_group)
+        return cls(settings.staff_groups, settings.routes, settings.default_group,
+                   load_sla(settings.timezone).calendar)
 
     def group_names(self, facts: dict[str, str]) -> list[str]:
         """The groups for a ticket with these facts (estate code, kind, category, urgency, building)."""
@@ -57,7 +63,8 @@ class Dispatch:
         return list(self.groups)
 
     async def facts(self, session: AsyncSession, ticket: Ticket) -> dict[str, str]:
-        facts = {"kind": ticket.kind, "category": ticket.category, "urgency": ticket.urgency}
+        facts = {"kind": ticket.kind, "category": ticket.category, "urgency": ticket.urgency,
+                 "after_hours": "no" if self.calendar is None or self.calendar.open_at(ticket.created_at) else "yes"}
         if ticket.unit_id:
             building = await session.scalar(select(Building).join(Unit, Unit.building_id == Building.id)
                                             .where(Unit.id == ticket.unit_id))

@@ -80,7 +80,7 @@ async def reopened(svc: TicketService, ticket: Ticket, stars: int, comment: str,
     target = svc.dispatch.groups.get(svc.sla.reopen_to)
     if target is None:
         return
-    text = t(lang, "sla.reopened", number=ticket.number, stars="★" * stars, comment=comment or "-",
+    text = t(lang, "sla.reopened", number=ticket.number, stars="★" * stars or "-", comment=comment or "-",
              category=label(lang, "category", ticket.category), assignee=await svc.staff_name(ticket.assignee_id) or "-")
     svc.s.add(OutboxMessage(channel=target.channel, chat_id=target.chat_id, ticket_id=ticket.id,
                             payload={"text": text}, priority=PRIORITY.get(ticket.urgency, 1), created_at=now))

@@ -31,6 +31,11 @@ class Calendar:
     def working(self, day: date) -> bool:
         return day.isoweekday() in self.weekdays and day not in self.holidays
 
+    def open_at(self, utc_naive: datetime) -> bool:
+        """Within business hours at that moment."""
+        at = utc_naive.replace(tzinfo=timezone.utc).astimezone(self.tz)
+        return self.working(at.date()) and self.start <= at.time() < self.end
+
     def add(self, utc_naive: datetime, minutes: int) -> datetime:
         """The moment `minutes` of business time after `utc_naive` (both naive UTC)."""
         at = utc_naive.replace(tzinfo=timezone.utc).astimezone(self.tz)

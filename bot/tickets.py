@@ -164,7 +164,8 @@ class TicketService:
         await self.dispatch.refresh(self.s, ticket, self.clock)
         if notify_owner and action != Action.CANCEL:
             await self.notify_owner(ticket, f"notify.{action}", note=note,
-                                    choices=[("rate:" + ticket.number, "notify.rate_choice")]
+                                    choices=[("rate:" + ticket.number, "notify.rate_choice"),
+                                             ("notfixed:" + ticket.number, "notify.not_fixed_choice")]
                                     if action == Action.RESOLVE else None)
         return ticket
 

@@ -32,6 +32,8 @@ class Route(BaseModel):
     building: list[str] = []
     # How a matching ticket gets its assignee: "grab" (抢单: the groups' first claim wins), "assign" (to the staff
     # member with phone `assignee`), or "round_robin" (the estate's staff of `trade`, longest since a ticket first).
+    # Only outside business hours (config/sla.toml's calendar): e.g. the on-duty (值班) group for emergencies at night.
+    after_hours: bool | None = None
     mode: Literal["grab", "assign", "round_robin"] = "grab"
     assignee: str | None = None
     trade: str | None = None

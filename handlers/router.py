@@ -58,6 +58,8 @@ async def handle(ctx: Ctx, msg: Inbound) -> None:
         show_menu(ctx, "menu.lang_switched")
     elif choice_of(msg).startswith("rate:"):
         await tickets.start_rating(ctx, choice_of(msg)[5:])
+    elif choice_of(msg).startswith("notfixed:"):
+        await tickets.not_fixed(ctx, choice_of(msg)[9:])
     elif choice_of(msg).startswith("reply:"):
         await tickets.start_reply(ctx, choice_of(msg)[6:])
     elif command == "link":

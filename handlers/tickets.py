@@ -76,6 +76,13 @@ async def start_rating(ctx: Ctx, number: str) -> None:
     ctx.say("tickets.rate_prompt", STARS)
 
 
+async def not_fixed(ctx: Ctx, number: str) -> None:
+    """The return visit's other answer: the problem is still there. The ticket reopens to the supervisors."""
+    ok = await ctx.desk.not_fixed(ctx.person_id, number)
+    ctx.say("tickets.not_fixed_reopened" if ok else "tickets.cannot_reopen", number=number)
+    show_menu(ctx, "menu.more")
+
+
 async def start_reply(ctx: Ctx, number: str) -> None:
     """The owner answers a staff message about their ticket: what they send goes under the ticket's card."""
     tk = await ctx.desk.ticket(ctx.person_id, number)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -201,3 +202,23 @@ async def test_assign_and_round_robin_dispatch(any_engine, clock):
     got = [await new("water", "normal") for _ in range(2 * len(plumbers))]
     assert [a for _, a in got] == plumbers + plumbers  # each in turn, longest since a ticket first
     assert await new("electrical", "normal") == ("new", None)  # no rule: the group grabs it
+
+
+async def test_emergencies_after_hours_go_to_the_on_duty_group(any_engine, clock):
+    from bot.sla import load_sla
+
+    dispatch = Dispatch(GROUPS, [Route(groups=["duty"], urgency=["emergency"], after_hours=True)],
+                        default_group="repairs", calendar=load_sla().calendar)
+
+    async def groups_at(at: datetime, urgency: str) -> list[str]:
+        clock.at = at
+        async with any_engine.sm() as s, s.begin():
+            tk = await TicketService(s, clock, dispatch).create(kind="repair", category="gas", urgency=urgency,
+                                                                description="x", channel="test", reporter_id=None,
+                                                                actor="t")
+            return [c.group for c in (await s.scalars(select(TicketCard).where(TicketCard.ticket_id == tk.id)))]
+
+    assert await groups_at(datetime(2026, 11, 25, 2, 0), "emergency") == ["repairs"]  # Wednesday 10:00
+    assert await groups_at(datetime(2026, 11, 25, 14, 0), "emergency") == ["duty"]  # 22:00
+    assert await groups_at(datetime(2026, 11, 28, 2, 0), "emergency") == ["duty"]  # Saturday
+    assert await groups_at(datetime(2026, 11, 25, 14, 0), "normal") == ["repairs"]

@@ -16,6 +16,7 @@ from bot.tickets import TicketService
 from config.settings import Settings, StaffGroup
 from models import OutboxMessage, Ticket, TicketEvent
 
+NUMBER_RE = __import__("re").compile(r"BX-\d{8}-\d{4}")
 GROUPS = {"team": StaffGroup(channel="chat", chat_id="-1"), "supervisors": StaffGroup(channel="chat", chat_id="-2"),
           "managers": StaffGroup(channel="chat", chat_id="-3")}
 
@@ -292,3 +293,22 @@ async def test_merging_a_duplicate_keeps_both_owners_informed(desk, clock):
     assert any("接单" in t and first in t for t in await texts(desk, "w-2"))  # the merged owner hears too
     with pytest.raises(Exception, match="merge needs"):
         await staff_act(desk, first, "merge")  # nothing to merge into
+
+
+async def test_not_fixed_reopens_to_the_supervisors(desk, clock):
+    from tests.conftest import Chat
+
+    chat = Chat(desk.engine, "owner-x", channel="test")
+    out = await chat.send("电梯困人了，快来")
+    number = NUMBER_RE.search(out).group(0)
+    for action in ("claim", "start", "resolve"):
+        await staff_act(desk, number, action)
+    async with desk.sessionmaker() as s:
+        notice = (await s.scalars(select(OutboxMessage).where(OutboxMessage.chat_id == "owner-x"))).all()[-1]
+    assert [c["id"] for c in notice.payload["choices"]] == [f"rate:{number}", f"notfixed:{number}"]
+    out = await chat.send(kind="choice", choice=f"notfixed:{number}")
+    assert "重新打开" in out
+    tk = await ticket(desk, number)
+    assert tk.status == "reopened" and tk.next_check_at is not None
+    assert any("没修好" in t and number in t for t in await texts(desk, "-2"))
+    assert "不能重新打开" in await chat.send(kind="choice", choice=f"notfixed:{number}")  # not resolved now

@@ -439,3 +439,17 @@ async def test_a_burst_goes_out_as_digests_whose_buttons_work(harnesses):
     await h.press(TECH, buttons[0], chat_id=GROUP, on=digest)
     assert (await h.ticket(target)).status == "assigned"
     await fake.wait_for(lambda f: any(target in t and "已接单" in t for t in f.texts(GROUP)), timeout=10)
+
+
+async def test_a_thousand_tickets_reach_a_group_that_takes_twenty_a_minute(harnesses):
+    from bot.tickets import TicketService
+
+    h = await harnesses(fake={"group_limit": 20, "group_period": 60})  # Telegram's own group limit
+    async with h.app.sessionmaker() as s, s.begin():
+        svc = TicketService(s, h.app.clock, h.app.engine.dispatch)
+        numbers = [(await svc.create(kind="repair", category="public_facility", urgency="normal", channel="web",
+                                     description=f"灯不亮 {i}", reporter_id=None, actor="test")).number
+                   for i in range(1000)]
+    h.app.wake_delivery()
+    await h.fake.wait_for(lambda f: all(n in "\n".join(f.texts(GROUP)) for n in numbers), timeout=30)
+    assert len(h.fake.texts(GROUP)) <= 20 and h.fake.too_many_requests == 0  # within one minute's allowance

@@ -166,3 +166,18 @@ async def test_pending_binding_approved_by_staff(client):
     assert "审核通过" in msgs[-1]["text"]
     r = (await post(client, "/api/web/send", {"user": user, "text": "/fees"}))["replies"]
     assert "3-2-1502" in texts(r) and "待缴" in texts(r)
+
+
+async def test_staff_pane_sends_a_notice_to_the_web_owner(client):
+    owners = await (await client.get("/api/web/owners")).json()
+    zhang = next(o for o in owners if o["unit"] == "3-2-1502")
+    user = (await post(client, "/api/web/session", {"person_id": zhang["person_id"]}))["user"]
+    client.propdesk.clock.at = client.propdesk.clock.at.replace(hour=2)  # 10:00 in Shanghai, outside quiet hours
+    sent = await post(client, "/api/staff/notice", {"estate": "SG", "buildings": ["3"], "text": "明天9点至12点停水"})
+    assert sent == {"accounts": 1}
+    assert (await post(client, "/api/staff/notice", {"estate": "SG", "buildings": ["1"], "text": "x"}))["accounts"] == 0
+    polled = await (await client.get("/api/web/poll", params={"user": user})).json()
+    assert any("停水" in m["text"] for m in polled["messages"])
+    for bad, status in (({"estate": "SG"}, 400), ({"estate": "NOPE", "text": "x"}, 404),
+                        ({"estate": "SG", "text": "x" * 1001}, 400)):
+        assert (await client.post("/api/staff/notice", json=bad)).status == status

@@ -7,8 +7,9 @@ from sqlalchemy.orm import selectinload
 
 from bot import bindings
 from bot.app import App
+from bot.notices import send_notice
 from bot.staff_actions import StaffActionError, act, ticket_card
-from models import Staff, Ticket
+from models import Estate, Staff, Ticket
 
 OPEN = ("new", "assigned", "in_progress", "on_hold", "rejected", "reopened")
 
@@ -62,6 +63,25 @@ class StaffPane:
         return web.json_response(card)
 
 
+    async def notice(self, request: web.Request) -> web.Response:
+        """A notice (a water or power cut) to the owners of the chosen buildings."""
+        try:
+            data = await request.json()
+            estate = str(data["estate"]).strip()
+            buildings = [str(b).strip() for b in data.get("buildings") or [] if str(b).strip()]
+            text = str(data["text"]).strip()
+        except Exception:  # noqa: BLE001
+            return web.json_response({"error": "expected JSON with estate, buildings and text"}, status=400)
+        if not estate or not text or len(text) > 1000:
+            return web.json_response({"error": "estate and a text of at most 1000 characters"}, status=400)
+        async with self.app.sessionmaker() as s, s.begin():
+            if await s.scalar(select(Estate.id).where(Estate.code == estate)) is None:
+                return web.json_response({"error": f"no estate {estate}"}, status=404)
+            count = await send_notice(s, self.app.settings, self.app.clock, estate=estate, buildings=buildings,
+                                      text=text)
+        self.app.wake_delivery()
+        return web.json_response({"accounts": count})
+
     async def bindings(self, request: web.Request) -> web.Response:
         async with self.app.sessionmaker() as s:
             return web.json_response({"bindings": await bindings.pending(s)})
@@ -87,4 +107,5 @@ def setup(webapp: web.Application, app: App) -> None:
     webapp.router.add_get("/api/staff/tickets/{number}", pane.ticket)
     webapp.router.add_post("/api/staff/tickets/{number}/action", pane.action)
     webapp.router.add_get("/api/staff/bindings", pane.bindings)
+    webapp.router.add_post("/api/staff/notice", pane.notice)
     webapp.router.add_post("/api/staff/bindings/{id}", pane.decide_binding)

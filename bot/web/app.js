@@ -220,6 +220,18 @@ async function refreshBindings() {
   } catch (e) { /* retried on the next tick */ }
 }
 
+$("#notice-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const buildings = $("#notice-buildings").value.split(/[,，\s]+/).filter(Boolean);
+  try {
+    const r = await api("/api/staff/notice", { estate: $("#notice-estate").value.trim(), buildings,
+                                              text: $("#notice-text").value.trim() });
+    $("#notice-result").textContent = `已发给 ${r.accounts} 个账号 Sent to ${r.accounts}`;
+  } catch (e) {
+    $("#notice-result").textContent = String(e.message || e);
+  }
+});
+
 setInterval(refreshTickets, 2000);
 setInterval(refreshBindings, 4000);
 refreshBindings();

@@ -74,10 +74,11 @@ class Dispatch:
             facts["estate"] = estate.code if estate else ""
         return facts
 
-    async def announce(self, session: AsyncSession, ticket: Ticket, clock: Clock) -> list[TicketCard]:
+    async def announce(self, session: AsyncSession, ticket: Ticket, clock: Clock,
+                       facts: dict[str, str] | None = None) -> list[TicketCard]:
         """Give a new ticket a card in each of its groups."""
         cards = []
-        for name in self.group_names(await self.facts(session, ticket)):
+        for name in self.group_names(facts or await self.facts(session, ticket)):
             group = self.groups[name]
             card = TicketCard(ticket_id=ticket.id, group=name, channel=group.channel, chat_id=group.chat_id,
                               created_at=clock.now())
@@ -89,9 +90,10 @@ class Dispatch:
         await session.flush()
         return cards
 
-    async def auto_assignee(self, session: AsyncSession, ticket: Ticket) -> int | None:
+    async def auto_assignee(self, session: AsyncSession, ticket: Ticket,
+                            facts: dict[str, str] | None = None) -> int | None:
         """The staff member a matching "assign" or "round_robin" rule gives the ticket to; None: grab."""
-        facts = await self.facts(session, ticket)
+        facts = facts or await self.facts(session, ticket)
         route = next((r for r in self.routes if _matches(r, facts) and r.mode != "grab"), None)
         if route is None:
             return None

@@ -104,8 +104,9 @@ class TicketService:
         self.s.add(TicketEvent(ticket_id=ticket.id, at=now, actor=actor, action="create", to_status=ticket.status,
                                note=f"{urgency}/{category}"))
         await self.s.flush()
-        await self.dispatch.announce(self.s, ticket, self.clock)
-        staff_id = await self.dispatch.auto_assignee(self.s, ticket)
+        facts = await self.dispatch.facts(self.s, ticket)  # once: both the groups and the assignee depend on them
+        await self.dispatch.announce(self.s, ticket, self.clock, facts)
+        staff_id = await self.dispatch.auto_assignee(self.s, ticket, facts)
         if staff_id is not None:
             await self.transition(ticket, Action.CLAIM, "system:dispatch", assignee_id=staff_id)
         return ticket

@@ -4,8 +4,6 @@ reject with a reason or comment. The link is signed and expires; without a logge
 from __future__ import annotations
 
 import html
-import secrets
-from pathlib import Path
 from urllib.parse import quote
 
 from aiohttp import web
@@ -15,6 +13,7 @@ from bot.app import App
 from bot.cards import build_card
 from bot.signing import check_password, sign, verify
 from bot.staff_actions import StaffActionError, act
+from bot.uploads import save_upload
 from handlers.i18n import label
 from models import Person, Staff, Ticket, allowed_actions
 
@@ -142,11 +141,7 @@ class StaffPage:
         body = field.file.read()
         if not body.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")) and body[8:12] != b"WEBP":
             return ""
-        folder = Path(self.app.settings.upload_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        name = secrets.token_hex(12) + IMAGE_TYPES[field.content_type]
-        (folder / name).write_bytes(body)
-        return f"web:{name}"
+        return save_upload(self.app.settings.upload_dir, body, IMAGE_TYPES[field.content_type])
 
 
 def setup(webapp: web.Application, app: App) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import selectinload
 
 from bot.app import App
 from bot.engine import Sender
+from bot.uploads import save_upload
 from handlers.messages import Inbound
 from models import Binding, Identity, OutboxMessage, Person, Residency, Unit, Building
 
@@ -128,12 +129,9 @@ class WebChat:
             replies = await self.app.engine.handle(Sender(CHANNEL, user, user),
                                                    Inbound(kind="unsupported", raw_type=field.content_type or "file"))
             return web.json_response({"replies": _render(replies)})
-        self.uploads.mkdir(parents=True, exist_ok=True)
-        name = secrets.token_hex(12) + ext
-        (self.uploads / name).write_bytes(body)
-        replies = await self.app.engine.handle(Sender(CHANNEL, user, user),
-                                               Inbound(kind="photo", photo_ref=f"web:{name}"))
-        return web.json_response({"replies": _render(replies), "photo": f"/uploads/{name}"})
+        ref = save_upload(self.uploads, body, ext)
+        replies = await self.app.engine.handle(Sender(CHANNEL, user, user), Inbound(kind="photo", photo_ref=ref))
+        return web.json_response({"replies": _render(replies), "photo": f"/uploads/{ref.removeprefix('web:')}"})
 
     async def upload(self, request: web.Request) -> web.FileResponse:
         name = request.match_info["name"]

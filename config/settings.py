@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     # Telegram: the channel starts when the token is set. The base URL also serves a self-hosted Bot API server.
     telegram_token: str | None = None
     telegram_api_base_url: str = "https://api.telegram.org"
+    # An HTTP(S) proxy for the Bot API calls (e.g. where api.telegram.org is reachable only through one).
+    telegram_proxy: str | None = None
     # The bot's @username, for the deep links `propdesk qrcode` prints.
     telegram_bot_username: str | None = None
     # Webhook mode when set (served by propdesk's own aiohttp server); polling otherwise.

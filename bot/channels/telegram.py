@@ -26,6 +26,7 @@ from bot.ratelimit import WindowsByKey
 from handlers.i18n import label, t
 from handlers.messages import Inbound, Reply, merge_replies
 
+from .telegram_http import AiohttpRequest
 from .telegram_staff import TelegramStaff
 
 CHANNEL = "telegram"
@@ -129,6 +130,8 @@ class TelegramChannel:
                                           s.telegram_group_period_seconds, s.telegram_max_retries)
         builder = (Application.builder().token(s.telegram_token).base_url(f"{base}/bot")
                    .base_file_url(f"{base}/file/bot")
+                   .request(AiohttpRequest(proxy=s.telegram_proxy))
+                   .get_updates_request(AiohttpRequest(connection_pool_size=1, proxy=s.telegram_proxy))
                    .rate_limiter(self.limiter))
         self.webhook = bool(s.telegram_webhook_url)
         self.secret = s.telegram_webhook_secret or secrets.token_urlsafe(24)

@@ -30,7 +30,7 @@ class App:
     @classmethod
     def create(cls, settings: Settings, clock: Clock | None = None) -> "App":
         clock = clock or Clock(settings.timezone)
-        db = make_engine(settings.database_url)
+        db = make_engine(settings.database_url, settings.sqlite_synchronous)
         sm = make_sessionmaker(db)
         return cls(settings=settings, db=db, sessionmaker=sm, engine=Engine(sm, settings, clock=clock), clock=clock)
 

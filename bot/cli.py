@@ -50,7 +50,7 @@ def _in_session(fn):  # noqa: ANN001, ANN202
     settings = get_settings()
 
     async def go():  # noqa: ANN202
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, settings.sqlite_synchronous)
         try:
             await upgrade(engine)
             async with make_sessionmaker(engine)() as s, s.begin():

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
@@ -69,13 +69,16 @@ class Engine:
             max_text_length=settings.max_text_length, hurry_cooldown_minutes=settings.hurry_cooldown_minutes,
             promise_minutes=dict(CLAIM_MINUTES))
 
-    async def _identity(self, session: AsyncSession, conn: AsyncConnection, sender: Sender) -> tuple[int, str | None]:
-        """(person id, the person's language) of the sender's chat account, created on first contact."""
-        row = (await conn.execute(_IDENTITY, {"channel": sender.channel, "user": sender.user_id})).first()
+    async def _identity(self, session: AsyncSession, conn: AsyncConnection, sender: Sender,
+                        row=None) -> tuple[int, str | None]:  # noqa: ANN001
+        """(person id, the person's language) of the sender's chat account, created on first contact. `row`: the
+        identity as already read with the conversation, if it was found there."""
+        if row is None or row.person_id is None:
+            row = (await conn.execute(_IDENTITY, {"channel": sender.channel, "user": sender.user_id})).first()
         if row is not None:
             if not row.active:  # a returning follower (e.g. a WeChat owner who unfollowed)
-                await conn.execute(update(Identity).where(Identity.id == row.id).values(active=True))
-            return row.person_id, row.lang
+                await conn.execute(update(Identity).where(Identity.id == row.identity_id).values(active=True))
+            return row.person_id, row.person_lang
         person = Person(name=sender.display_name[:100], lang=_lang(sender.lang_hint), created_at=self.clock.now())
         session.add(person)
         await session.flush()
@@ -120,8 +123,12 @@ class Engine:
             conn = await session.connection()
             if hooks is not None and not await hooks.before(conn):
                 return None
-            person_id, person_lang = await self._identity(session, conn, sender)
-            conv = await self._conversation(conn, sender.channel, sender.chat_id)
+            # Steady state: one statement reads the conversation (locked) with the sender's identity.
+            conv = (await conn.execute(_STEP, {"channel": sender.channel, "chat": sender.chat_id,
+                                               "user": sender.user_id})).first()
+            person_id, person_lang = await self._identity(session, conn, sender, conv)
+            if conv is None:
+                conv = await self._conversation(conn, sender.channel, sender.chat_id)
             lang = conv.lang or person_lang or _lang(sender.lang_hint) or self.settings.default_lang
             replies: list[Reply] = []
             now = self.clock.now()
@@ -146,12 +153,22 @@ class Engine:
 
 # Built once: the hot path's statements are plain Core on tables, with their parameters bound per call.
 _CONV, _IDENT, _PEOPLE = Conversation.__table__, Identity.__table__, Person.__table__
-_IDENTITY = (select(_IDENT.c.id, _IDENT.c.person_id, _IDENT.c.active, _PEOPLE.c.lang)
+_IDENTITY_COLUMNS = (_IDENT.c.id.label("identity_id"), _IDENT.c.person_id, _IDENT.c.active,
+                     _PEOPLE.c.lang.label("person_lang"))
+_CONVERSATION_COLUMNS = (_CONV.c.flow, _CONV.c.state, _CONV.c.data, _CONV.c.lang, _CONV.c.updated_at)
+_IDENTITY = (select(*_IDENTITY_COLUMNS)
              .join(_PEOPLE, _PEOPLE.c.id == _IDENT.c.person_id)
              .where(_IDENT.c.channel == bindparam("channel"), _IDENT.c.external_id == bindparam("user")))
-_CONVERSATION = (select(_CONV.c.flow, _CONV.c.state, _CONV.c.data, _CONV.c.lang, _CONV.c.updated_at)
+_CONVERSATION = (select(*_CONVERSATION_COLUMNS)
                  .where(_CONV.c.channel == bindparam("channel"), _CONV.c.chat_id == bindparam("chat"))
                  .with_for_update())
+# The conversation row (locked) and, when known, the sender's identity and person: one round trip.
+_STEP = (select(*_CONVERSATION_COLUMNS, *_IDENTITY_COLUMNS)
+         .select_from(_CONV.outerjoin(_IDENT.join(_PEOPLE, _PEOPLE.c.id == _IDENT.c.person_id),
+                                      and_(_IDENT.c.channel == _CONV.c.channel,
+                                           _IDENT.c.external_id == bindparam("user"))))
+         .where(_CONV.c.channel == bindparam("channel"), _CONV.c.chat_id == bindparam("chat"))
+         .with_for_update(of=_CONV))
 _SAVE = (update(_CONV).where(_CONV.c.channel == bindparam("k_channel"), _CONV.c.chat_id == bindparam("k_chat"))
          .values(flow=bindparam("flow"), state=bindparam("state"), data=bindparam("data"), lang=bindparam("lang"),
                  updated_at=bindparam("updated_at")))

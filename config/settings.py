@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PROPDESK_", extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///propdesk.db"
+    # SQLite only: FULL waits for the disk at every commit; NORMAL is faster and survives a crash of propdesk,
+    # but a power cut may lose the last few commits.
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     # Shown to owners on the emergency path and in help texts.

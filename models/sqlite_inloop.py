@@ -1,0 +1,144 @@
+"""SQLite under SQLAlchemy's asyncio engine, called on the event loop's own thread.
+
+SQLAlchemy's aiosqlite dialect runs every call on a worker thread: each statement, fetch and commit is a thread
+hop, and a conversation step of three statements spent most of its time hopping (bench/telegram_updates.py). A
+local SQLite file answers an indexed lookup in microseconds, so here the calls run inline, behind the same
+aiosqlite-shaped interface the dialect drives (it is passed as the engine's `async_creator`).
+
+What the worker thread gave for free is kept cooperatively: waiting for another writer's lock must not stop the
+loop (the writer holding it may be a task on this very loop), so SQLite's own busy wait is off and a statement
+refused with SQLITE_BUSY sleeps with `asyncio.sleep` and runs again, for up to `busy_seconds`.
+"""
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from typing import Any, Callable
+
+SQLITE_BUSY = 5  # the primary result code only: SQLITE_BUSY_SNAPSHOT (517) cannot be waited out
+
+
+async def _retry_busy(fn: Callable[..., Any], args: tuple, busy_seconds: float) -> Any:
+    try:
+        return fn(*args)
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorcode", None) != SQLITE_BUSY:
+            raise
+    deadline, pause = time.monotonic() + busy_seconds, 0.001
+    while True:
+        await asyncio.sleep(pause)
+        try:
+            return fn(*args)
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) != SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        pause = min(pause * 2, 0.05)
+
+
+class Cursor:
+    def __init__(self, conn: "Connection"):
+        self._conn = conn
+        self._cursor = conn._conn.cursor()
+
+    async def __aenter__(self) -> "Cursor":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def description(self):  # noqa: ANN201
+        return self._cursor.description
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    @property
+    def lastrowid(self) -> int | None:
+        return self._cursor.lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._cursor.arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._cursor.arraysize = value
+
+    async def execute(self, sql: str, parameters: Any = ()) -> "Cursor":
+        await _retry_busy(self._cursor.execute, (sql, parameters), self._conn.busy_seconds)
+        return self
+
+    async def executemany(self, sql: str, seq_of_parameters: Any) -> "Cursor":
+        await _retry_busy(self._cursor.executemany, (sql, seq_of_parameters), self._conn.busy_seconds)
+        return self
+
+    async def fetchone(self):  # noqa: ANN201
+        return self._cursor.fetchone()
+
+    async def fetchmany(self, size: int | None = None) -> list:
+        return self._cursor.fetchmany(size if size is not None else self._cursor.arraysize)
+
+    async def fetchall(self) -> list:
+        return self._cursor.fetchall()
+
+    async def close(self) -> None:
+        self._cursor.close()
+
+
+class _Inline:
+    """The dialect sets isolation levels by queueing a call for aiosqlite's thread: run it at once instead."""
+
+    @staticmethod
+    def put_nowait(item: tuple) -> None:
+        future, function = item
+        try:
+            future.set_result(function())
+        except Exception as exc:  # noqa: BLE001 - handed to the awaiting caller
+            future.set_exception(exc)
+
+
+class Connection:
+    _tx = _Inline()
+
+    def __init__(self, conn: sqlite3.Connection, busy_seconds: float):
+        # aiosqlite's names, which the dialect reads: `_connection` is None once closed.
+        self._conn = self._connection = conn
+        self.busy_seconds = busy_seconds
+
+    @property
+    def isolation_level(self) -> str | None:
+        return self._conn.isolation_level
+
+    def cursor(self) -> Cursor:
+        return Cursor(self)
+
+    async def commit(self) -> None:
+        # COMMIT may meet SQLITE_BUSY (readers finishing a checkpoint); the transaction stays open and can retry.
+        await _retry_busy(self._conn.commit, (), self.busy_seconds)
+
+    async def rollback(self) -> None:
+        self._conn.rollback()
+
+    async def close(self) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._connection = None
+        self._conn.close()
+
+    async def create_function(self, *args: Any, **kwargs: Any) -> None:
+        self._conn.create_function(*args, **kwargs)
+
+
+def creator(path: str, busy_seconds: float = 30.0) -> Callable[[], Any]:
+    """An `async_creator` for `create_async_engine`: connections to the SQLite file at `path`."""
+
+    async def connect() -> Connection:
+        # timeout=0: SQLite returns SQLITE_BUSY at once and the wait happens above, on the loop. The pool may
+        # close a connection from another thread (garbage collection), hence no same-thread check.
+        return Connection(sqlite3.connect(path, timeout=0, check_same_thread=False), busy_seconds)
+
+    return connect

@@ -43,9 +43,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PROPDESK_", extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///propdesk.db"
-    # SQLite only: FULL waits for the disk at every commit; NORMAL is faster and survives a crash of propdesk,
-    # but a power cut may lose the last few commits.
-    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    # SQLite only (its PRAGMA synchronous). NORMAL, WAL's usual setting: every commit survives a crash of
+    # propdesk, a power cut may take the last ones back. FULL: each commit reaches the disk before the owner is
+    # answered, at the price of a disk flush per message.
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "NORMAL"
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     # Shown to owners on the emergency path and in help texts.

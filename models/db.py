@@ -14,7 +14,7 @@ from . import sqlite_inloop
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def make_engine(url: str, sqlite_synchronous: str = "FULL") -> AsyncEngine:
+def make_engine(url: str, sqlite_synchronous: str = "NORMAL") -> AsyncEngine:
     """The async engine for `url`. On SQLite, `sqlite_synchronous` is its PRAGMA synchronous: FULL (each commit
     reaches the disk before the owner is answered) or NORMAL (WAL's faster setting: safe from a crash of the
     process, while a power cut may take the last commits)."""

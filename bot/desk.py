@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from functools import cached_property
+from typing import Callable
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,15 +31,31 @@ def owner(person_id: int) -> str:
 
 
 class DbDesk:
-    def __init__(self, session: AsyncSession, classifier: Classifier, clock: Clock, hurry_cooldown_minutes: int = 30,
-                 dispatch: Dispatch = NO_DISPATCH, staff_lang: str = "zh"):
-        self.s = session
+    def __init__(self, session: AsyncSession | Callable[[], AsyncSession], classifier: Classifier, clock: Clock,
+                 hurry_cooldown_minutes: int = 30, dispatch: Dispatch = NO_DISPATCH, staff_lang: str = "zh"):
+        """`session`: the ORM session, or a function that opens one when a flow first needs it (most
+        conversation steps never do, and a session costs more than the step's own statements)."""
+        self._session = session if isinstance(session, AsyncSession) else None
+        self._open_session = session if self._session is None else None
         self.classifier = classifier
         self.clock = clock
-        self.tickets = TicketService(session, clock, dispatch)
         self.dispatch = dispatch
         self.staff_lang = staff_lang
         self.hurry_cooldown = timedelta(minutes=hurry_cooldown_minutes)
+
+    @property
+    def s(self) -> AsyncSession:
+        if self._session is None:
+            self._session = self._open_session()
+        return self._session
+
+    @property
+    def session_opened(self) -> bool:
+        return self._session is not None
+
+    @cached_property
+    def tickets(self) -> TicketService:
+        return TicketService(self.s, self.clock, self.dispatch)
 
     def classify(self, text: str) -> dict:
         return self.classifier.classify(text).as_dict()

@@ -57,6 +57,7 @@ class Engine:
     def __init__(self, sessionmaker: async_sessionmaker, settings: Settings, clock: Clock | None = None,
                  classifier: Classifier | None = None):
         self.sessionmaker = sessionmaker
+        self.db = sessionmaker.kw["bind"]
         self.settings = settings
         self.clock = clock or Clock()
         self.classifier = classifier or get_classifier(settings.rules_file)
@@ -69,7 +70,7 @@ class Engine:
             max_text_length=settings.max_text_length, hurry_cooldown_minutes=settings.hurry_cooldown_minutes,
             promise_minutes=dict(CLAIM_MINUTES))
 
-    async def _identity(self, session: AsyncSession, conn: AsyncConnection, sender: Sender,
+    async def _identity(self, desk: DbDesk, conn: AsyncConnection, sender: Sender,
                         row=None) -> tuple[int, str | None]:  # noqa: ANN001
         """(person id, the person's language) of the sender's chat account, created on first contact. `row`: the
         identity as already read with the conversation, if it was found there."""
@@ -79,6 +80,7 @@ class Engine:
             if not row.active:  # a returning follower (e.g. a WeChat owner who unfollowed)
                 await conn.execute(update(Identity).where(Identity.id == row.identity_id).values(active=True))
             return row.person_id, row.person_lang
+        session = desk.s
         person = Person(name=sender.display_name[:100], lang=_lang(sender.lang_hint), created_at=self.clock.now())
         session.add(person)
         await session.flush()
@@ -117,38 +119,52 @@ class Engine:
         raise AssertionError("unreachable")
 
     async def _handle(self, sender: Sender, msg: Inbound, hooks: "Hooks | None") -> list[Reply] | None:
-        # The hot path (who, which conversation, save it) is three Core statements on the session's connection;
-        # the ORM session is there for what the flows ask of the desk.
-        async with self.sessionmaker() as session, session.begin():
-            conn = await session.connection()
-            if hooks is not None and not await hooks.before(conn):
-                return None
-            # Steady state: one statement reads the conversation (locked) with the sender's identity.
-            conv = (await conn.execute(_STEP, {"channel": sender.channel, "chat": sender.chat_id,
-                                               "user": sender.user_id})).first()
-            person_id, person_lang = await self._identity(session, conn, sender, conv)
-            if conv is None:
-                conv = await self._conversation(conn, sender.channel, sender.chat_id)
-            lang = conv.lang or person_lang or _lang(sender.lang_hint) or self.settings.default_lang
-            replies: list[Reply] = []
-            now = self.clock.now()
-            flow, state, data = conv.flow, conv.state, dict(conv.data or {})
-            timeout = timedelta(minutes=self.settings.conversation_timeout_minutes)
-            if flow != "menu" and now - conv.updated_at > timeout:
-                replies.append(Reply(t(lang, "common.expired")))
-                flow, state, data = "menu", "idle", {}
-            desk = DbDesk(session, self.classifier, self.clock, self.settings.hurry_cooldown_minutes,
+        # The hot path (who, which conversation, save it) is two Core statements on one connection; an ORM session
+        # joins its transaction only when a flow asks the desk for something.
+        async with self.db.begin() as conn:
+            sessions: list[AsyncSession] = []
+
+            def open_session() -> AsyncSession:
+                sessions.append(AsyncSession(bind=conn, expire_on_commit=False))
+                return sessions[0]
+
+            desk = DbDesk(open_session, self.classifier, self.clock, self.settings.hurry_cooldown_minutes,
                           self.dispatch, self.settings.staff_lang)
-            ctx = Ctx(desk=desk, channel=sender.channel, chat_id=sender.chat_id, person_id=person_id, lang=lang,
-                      flow=flow, state=state, data=data, now=now, settings=self.flow_settings)
-            await router.handle(ctx, msg)
-            await session.flush()
-            await conn.execute(_SAVE, {"k_channel": sender.channel, "k_chat": sender.chat_id, "flow": ctx.flow,
-                                       "state": str(ctx.state), "data": ctx.data, "lang": ctx.lang,
-                                       "updated_at": now})
-            if hooks is not None:
-                await hooks.after(conn, replies + ctx.replies)
-            return replies + ctx.replies
+            try:
+                return await self._step(conn, desk, sender, msg, hooks)
+            finally:
+                for session in sessions:
+                    await session.close()
+
+    async def _step(self, conn: AsyncConnection, desk: DbDesk, sender: Sender, msg: Inbound,
+                    hooks: "Hooks | None") -> list[Reply] | None:
+        if hooks is not None and not await hooks.before(conn):
+            return None
+        # Steady state: one statement reads the conversation (locked) with the sender's identity.
+        conv = (await conn.execute(_STEP, {"channel": sender.channel, "chat": sender.chat_id,
+                                           "user": sender.user_id})).first()
+        person_id, person_lang = await self._identity(desk, conn, sender, conv)
+        if conv is None:
+            conv = await self._conversation(conn, sender.channel, sender.chat_id)
+        lang = conv.lang or person_lang or _lang(sender.lang_hint) or self.settings.default_lang
+        replies: list[Reply] = []
+        now = self.clock.now()
+        flow, state, data = conv.flow, conv.state, dict(conv.data or {})
+        timeout = timedelta(minutes=self.settings.conversation_timeout_minutes)
+        if flow != "menu" and now - conv.updated_at > timeout:
+            replies.append(Reply(t(lang, "common.expired")))
+            flow, state, data = "menu", "idle", {}
+        ctx = Ctx(desk=desk, channel=sender.channel, chat_id=sender.chat_id, person_id=person_id, lang=lang,
+                  flow=flow, state=state, data=data, now=now, settings=self.flow_settings)
+        await router.handle(ctx, msg)
+        if desk.session_opened:
+            await desk.s.flush()
+        await conn.execute(_SAVE, {"k_channel": sender.channel, "k_chat": sender.chat_id, "flow": ctx.flow,
+                                   "state": str(ctx.state), "data": ctx.data, "lang": ctx.lang,
+                                   "updated_at": now})
+        if hooks is not None:
+            await hooks.after(conn, replies + ctx.replies)
+        return replies + ctx.replies
 
 
 # Built once: the hot path's statements are plain Core on tables, with their parameters bound per call.

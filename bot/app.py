@@ -13,6 +13,7 @@ from models.db import make_engine, make_sessionmaker
 
 from .clock import Clock
 from .engine import Engine
+from .media import MediaStore
 
 log = logging.getLogger("propdesk")
 
@@ -26,6 +27,11 @@ class App:
     clock: Clock
     extras: dict = field(default_factory=dict)
     delivery: Any = None  # bot.delivery.Delivery, once channels with outlets run
+    media: MediaStore = None  # type: ignore[assignment] - set in __post_init__
+
+    def __post_init__(self) -> None:
+        if self.media is None:
+            self.media = MediaStore(self.settings.upload_dir)
 
     @classmethod
     def create(cls, settings: Settings, clock: Clock | None = None) -> "App":

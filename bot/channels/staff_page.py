@@ -11,11 +11,12 @@ from sqlalchemy import select
 
 from bot.app import App
 from bot.cards import build_card
+from bot.media import image_type
 from bot.signing import check_password, sign, verify
 from bot.staff_actions import StaffActionError, act
 from bot.uploads import save_upload
 from handlers.i18n import label
-from models import Person, Staff, Ticket, allowed_actions
+from models import Attachment, Person, Staff, Ticket, allowed_actions
 
 LINK_PURPOSE = "ticket-link"
 SESSION_PURPOSE = "staff-session"
@@ -29,7 +30,7 @@ PAGE = """<!doctype html><html lang="zh"><head><meta charset="utf-8">
 <style>body{{font:16px system-ui,sans-serif;margin:0;padding:12px;max-width:640px}}pre{{white-space:pre-wrap;
 background:#f4f6f8;padding:10px;border-radius:8px}}input,textarea,button{{font-size:16px;width:100%;box-sizing:
 border-box;margin:4px 0;padding:8px}}button{{background:#1677ff;color:#fff;border:0;border-radius:6px}}
-.note{{color:#b00}}.ok{{color:#080}}</style></head><body>{body}</body></html>"""
+.note{{color:#b00}}.ok{{color:#080}}img{{max-width:100%;margin:4px 0;border-radius:6px}}</style></head><body>{body}</body></html>"""
 
 
 def page(title: str, body: str, status: int = 200) -> web.Response:
@@ -80,8 +81,26 @@ class StaffPage:
                    "<input type=hidden name=action value=comment><textarea name=note placeholder='留言给业主 "
                    "Message to the owner'></textarea><input type=file name=photo accept='image/*'>"
                    f"<button>{html.escape(label(lang, 'action', 'comment'))}</button></form>")
-        return page(number, f"<pre>{html.escape(card.text)}</pre>"
+        key = quote(request.query.get("k", ""))
+        photos = "".join(f"<img src='/staff/t/{number}/photo/{i}?k={key}' alt='📷 {i + 1}'>"
+                         for i in range(len(card.photos)))
+        return page(number, f"<pre>{html.escape(card.text)}</pre>" + photos
                             + (f"<p class=ok>{notice}</p>" if notice else "") + forms + comment)
+
+    async def photo(self, request: web.Request) -> web.Response:
+        """A photo of the ticket, whichever channel it came through (fetched from there once, then kept)."""
+        number = self._link_ok(request)
+        if number is None or await self._staff(request) is None:
+            return web.Response(status=403, text="forbidden")
+        async with self.app.sessionmaker() as s:
+            refs = (await s.scalars(select(Attachment.ref).join(Ticket, Ticket.id == Attachment.ticket_id)
+                                    .where(Ticket.number == number).order_by(Attachment.id))).all()
+        index = int(request.match_info["index"])
+        body = await self.app.media.fetch(refs[index]) if index < len(refs) else None
+        if body is None:
+            return web.Response(status=404, text="no such photo")
+        return web.Response(body=body, content_type=image_type(body),
+                            headers={"Cache-Control": "private, max-age=3600"})
 
     def _act_url(self, request: web.Request) -> str:
         return f"/staff/t/{request.match_info['number']}/act?k={quote(request.query.get('k', ''))}"
@@ -148,5 +167,6 @@ def setup(webapp: web.Application, app: App) -> None:
     staff = StaffPage(app)
     webapp.router.add_get(r"/staff/t/{number:[A-Z]{2}-\d{8}-\d{4}}", staff.show)
     webapp.router.add_post(r"/staff/t/{number:[A-Z]{2}-\d{8}-\d{4}}/act", staff.act)
+    webapp.router.add_get(r"/staff/t/{number:[A-Z]{2}-\d{8}-\d{4}}/photo/{index:\d{1,3}}", staff.photo)
     webapp.router.add_post("/staff/login", staff.login)
 

@@ -10,7 +10,6 @@ import hmac
 import json
 import logging
 import secrets
-from pathlib import Path
 
 from aiohttp import web
 from telegram import (BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeAllGroupChats,
@@ -141,7 +140,7 @@ class TelegramChannel:
         # one chat's updates still run one after another, in order, under a per-chat lock.
         self.ptb = builder.concurrent_updates(s.telegram_concurrent_updates).build()
         self._chat_locks: dict[int, list] = {}
-        self.uploads = Path(s.upload_dir)
+        app.media.register("tg", self.download)
         self.staff = TelegramStaff(self)
         self.ptb.add_handler(CallbackQueryHandler(self.staff.on_button, pattern=r"^tk:"))
         self.ptb.add_handler(CallbackQueryHandler(self.on_private_choice))
@@ -245,21 +244,26 @@ class TelegramChannel:
                 await self.app.queue_messages(CHANNEL, str(chat_id), [r.as_dict() for r in replies[i:]])
                 return
 
-    # -- the delivery worker's outlet ----------------------------------------------------------------------------
-    def photo_input(self, ref: str):  # noqa: ANN201
-        """A photo reference as Telegram takes it: our own file_id, or the bytes of a web upload."""
+    # -- photos --------------------------------------------------------------------------------------------------
+    async def download(self, file_id: str) -> bytes:
+        """A Telegram photo's bytes (for the other channels' staff sides)."""
+        return bytes(await (await self.bot.get_file(file_id)).download_as_bytearray())
+
+    async def photo_input(self, ref: str):  # noqa: ANN201
+        """A photo reference as Telegram takes it: our own file_id, else the bytes (a web upload, a WeChat
+        photo), or None when they cannot be had."""
         kind, _, value = ref.partition(":")
         if kind == "tg":
             return value
-        if kind == "web" and "/" not in value and (self.uploads / value).is_file():
-            return (self.uploads / value).read_bytes()
-        return None
+        return await self.app.media.fetch(ref)
+
+    # -- the delivery worker's outlet ----------------------------------------------------------------------------
 
     async def send(self, chat_id: str, payload: dict, reply_to: str | None = None) -> str | None:
         text = payload.get("text", "")
         markup = keyboard(payload.get("choices") or [])
         reply = ReplyParameters(message_id=int(reply_to), allow_sending_without_reply=True) if reply_to else None
-        photo = self.photo_input(payload.get("photo_ref", "")) if payload.get("photo_ref") else None
+        photo = await self.photo_input(payload["photo_ref"]) if payload.get("photo_ref") else None
         try:
             if photo is not None:
                 caption_fits = len(text) <= CAPTION_LIMIT

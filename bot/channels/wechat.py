@@ -141,6 +141,7 @@ class WeChatChannel:
         self.token = s.wechat_token
         self.crypto = WeChatCrypto(s.wechat_token, s.wechat_aes_key, s.wechat_app_id) if s.wechat_aes_key else None
         self.api = WeChatAPI(app)
+        app.media.register("wx", self.api.get_media)
         self.receipts = Receipts(app)
         self.windows = Windows(app)
         self.reply_within = s.wechat_reply_within_seconds
@@ -214,6 +215,9 @@ class WeChatChannel:
         if inbound is None:
             return ""
         hooks = _Receipt(self, receipt_key(msg), openid, window)
+        if inbound.photo_ref:
+            # Fetched now, while WeChat still has it (temporary media last three days), for the staff side.
+            self._background(self.app.media.fetch(inbound.photo_ref))
         task = asyncio.create_task(self.app.engine.handle(Sender(CHANNEL, openid, openid), inbound, hooks))
         done, _ = await asyncio.wait({task}, timeout=self.reply_within)
         if task not in done:
@@ -240,9 +244,13 @@ class WeChatChannel:
             await self.app.queue_messages(CHANNEL, hooks.openid, [{"text": hooks.first}])
             await self.receipts.queued(hooks.key)
 
-        follow_up = asyncio.create_task(queue())
-        self._pending.add(follow_up)
-        follow_up.add_done_callback(self._pending.discard)
+        self._background(queue())
+
+    def _background(self, work) -> None:  # noqa: ANN001 - a coroutine
+        """Work after the request, finished before the channel stops."""
+        task = asyncio.create_task(work)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     async def _unfollowed(self, openid: str) -> None:
         """An owner unfollowed: the account is marked inactive, nothing is deleted."""

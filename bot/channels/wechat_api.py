@@ -5,6 +5,7 @@ before it expires, and fetched anew when WeChat says it is invalid.
 """
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 
@@ -92,6 +93,24 @@ class WeChatAPI:
         await self.call("/cgi-bin/message/template/send",
                         {"touser": openid, "template_id": template_id,
                          "data": {k: {"value": v} for k, v in data.items()}})
+
+    async def get_media(self, media_id: str) -> bytes:
+        """A temporary media file an owner sent (kept by WeChat for three days): its bytes, or WeChatAPIError."""
+        token = await self.token()
+        for attempt in (1, 2):
+            async with self.http.get(f"{self.base}/cgi-bin/media/get",
+                                     params={"access_token": token, "media_id": media_id}) as resp:
+                body = await resp.read()
+                is_json = resp.content_type in ("application/json", "text/plain")
+            if not is_json:
+                return body
+            data = json.loads(body or b"{}")  # an error comes back as JSON instead of the file
+            code = int(data.get("errcode", -1) or -1)
+            if code in TOKEN_ERRORS and attempt == 1:
+                token = await self.token(stale=token)
+                continue
+            raise WeChatAPIError(code, data.get("errmsg", "no media"))
+        raise AssertionError("unreachable")
 
     async def create_menu(self, menu: dict) -> None:
         await self.call("/cgi-bin/menu/create", menu)

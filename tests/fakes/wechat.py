@@ -56,6 +56,7 @@ class FakeWeChat:
         self.calls: list[tuple[str, dict]] = []
         self.failures: dict[str, list[int]] = {}
         self.tokens_issued = 0
+        self.media: dict[str, bytes] = {}  # temporary media owners sent, by media id
         self.valid_token = ""
         self._msg_ids = itertools.count(int(time.time()) * 1000)
         self.runner: web.AppRunner | None = None
@@ -66,6 +67,7 @@ class FakeWeChat:
         app = web.Application()
         app.router.add_get("/cgi-bin/token", self.token)
         app.router.add_get("/cgi-bin/showqrcode", self.showqrcode)
+        app.router.add_get("/cgi-bin/media/get", self.media_get)
         app.router.add_post("/cgi-bin/{path:.+}", self.api)
         self.runner, self.url = await serve(app)
         return self
@@ -108,6 +110,18 @@ class FakeWeChat:
             return web.json_response({"ticket": f"TICKET-{scene}", "url": f"http://weixin.qq.com/q/{scene}"})
         return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": len(self.calls)})
 
+    async def media_get(self, request: web.Request) -> web.Response:
+        """The file itself, or a JSON error (as WeChat answers an expired or unknown media id)."""
+        q = request.query
+        self.calls.append(("media/get", dict(q)))
+        if q.get("access_token") != self.valid_token:
+            return web.json_response({"errcode": 40001, "errmsg": "invalid credential, access_token is invalid"})
+        body = self.media.get(q.get("media_id", ""))
+        if body is None:
+            return web.json_response({"errcode": 40007, "errmsg": "invalid media_id"})
+        return web.Response(body=body, content_type="image/jpeg",
+                            headers={"Content-disposition": f'attachment; filename="{q["media_id"]}.jpg"'})
+
     async def showqrcode(self, request: web.Request) -> web.Response:
         import io
 
@@ -120,6 +134,7 @@ class FakeWeChat:
         return self._xml(openid, "text", f"<Content><![CDATA[{content}]]></Content>", msg_id)
 
     def image(self, openid: str, media_id: str) -> str:
+        self.media.setdefault(media_id, b"\xff\xd8\xff\xe0wechat-jpeg-" + media_id.encode())
         return self._xml(openid, "image", f"<PicUrl><![CDATA[http://mmbiz/{media_id}]]></PicUrl>"
                                           f"<MediaId><![CDATA[{media_id}]]></MediaId>")
 

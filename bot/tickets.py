@@ -179,26 +179,28 @@ class TicketService:
 
     async def notify_owner(self, ticket: Ticket, key: str, note: str = "",
                            choices: list[tuple[str, str]] | None = None, photo_ref: str = "") -> int:
-        """Queue a message to every active chat identity of the reporter, in their language."""
+        """Queue a message to every active chat identity of the reporter (and of the owners of duplicates merged
+        into this ticket), each in that person's own language."""
         if ticket.reporter_id is None:
             return 0
-        reporter = await self.s.get(Person, ticket.reporter_id)
-        # The reporter, and the owners of duplicates merged into this ticket.
         people = [ticket.reporter_id] + list((await self.s.scalars(
             select(TicketFollower.person_id).where(TicketFollower.ticket_id == ticket.id))).all())
+        langs = dict((await self.s.execute(select(Person.id, Person.lang).where(Person.id.in_(people)))).all())
         identities = (await self.s.scalars(select(Identity).where(
-            Identity.person_id.in_(people), Identity.active.is_(True)))).all()
+            Identity.person_id.in_(people), Identity.active.is_(True)).order_by(Identity.id))).all()
         staff = await self.staff_name(ticket.assignee_id)
-        lang = (reporter.lang if reporter else None) or "zh"
         what, due = self.deadline(ticket)
         when = self.clock.local(due).strftime("%m-%d %H:%M") if due else "-"
-        text = t(lang, key, number=ticket.number, note=note, staff=staff or label(lang, "status", "assigned"),
-                 due=when, what=t(lang, f"promise.{what}"))
-        # "template": a status update may go out as a template message where a channel's reply window is shut.
-        payload = {"text": text, "choices": [{"id": cid, "label": t(lang, lbl)} for cid, lbl in (choices or [])],
-                   "photo_ref": photo_ref, "template": "status"}
+        payloads: dict[str, dict] = {}
         for ident in identities:
-            self.s.add(OutboxMessage(channel=ident.channel, chat_id=ident.chat_id, payload=payload,
+            lang = langs.get(ident.person_id) or "zh"
+            if lang not in payloads:
+                text = t(lang, key, number=ticket.number, note=note, staff=staff or label(lang, "status", "assigned"),
+                         due=when, what=t(lang, f"promise.{what}"))
+                # "template": a status update may go out as a template message where a reply window is shut.
+                payloads[lang] = {"text": text, "photo_ref": photo_ref, "template": "status",
+                                  "choices": [{"id": cid, "label": t(lang, lbl)} for cid, lbl in (choices or [])]}
+            self.s.add(OutboxMessage(channel=ident.channel, chat_id=ident.chat_id, payload=payloads[lang],
                                      ticket_id=ticket.id, created_at=self.clock.now()))
         await self.s.flush()
         return len(identities)

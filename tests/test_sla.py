@@ -271,9 +271,10 @@ async def test_low_rating_reopens_to_the_supervisors(desk, clock):
 
 
 async def test_merging_a_duplicate_keeps_both_owners_informed(desk, clock):
-    from models import Identity
+    from models import Identity, Person
 
     async with desk.sessionmaker() as s, s.begin():
+        (await s.get(Person, 2)).lang = "en"  # the second owner chose English
         for person in (1, 2):
             s.add(Identity(channel="web", external_id=f"w-{person}", chat_id=f"w-{person}", person_id=person,
                            created_at=clock.now()))
@@ -287,10 +288,12 @@ async def test_merging_a_duplicate_keeps_both_owners_informed(desk, clock):
         second = second.number
     await staff_act(desk, second, "merge")  # into the flagged one
     assert (await ticket(desk, second)).status == "closed"
-    assert any("已合并" in t and first in t for t in await texts(desk, "w-2"))
+    assert any(first in t for t in await texts(desk, "w-2"))
     await staff_act(desk, first, "claim")
     assert any("接单" in t and first in t for t in await texts(desk, "w-1"))
-    assert any("接单" in t and first in t for t in await texts(desk, "w-2"))  # the merged owner hears too
+    # The merged owner hears too, in their own language.
+    assert any("was claimed by" in t and first in t for t in await texts(desk, "w-2"))
+    assert not any("接单" in t for t in await texts(desk, "w-2"))
     with pytest.raises(Exception, match="merge needs"):
         await staff_act(desk, first, "merge")  # nothing to merge into
 

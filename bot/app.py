@@ -32,6 +32,7 @@ class App:
     def __post_init__(self) -> None:
         if self.media is None:
             self.media = MediaStore(self.settings.upload_dir)
+        self.engine.on_queued = self.wake_delivery
 
     @classmethod
     def create(cls, settings: Settings, clock: Clock | None = None) -> "App":

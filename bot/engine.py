@@ -9,19 +9,20 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import Callable, Protocol
 
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import and_, bindparam, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import object_session
 
 from config.settings import Settings
 from handlers import router
 from handlers.context import Ctx, FlowSettings
 from handlers.i18n import LANGS, t
 from handlers.messages import Inbound, Reply
-from models import Conversation, Identity, Person
+from models import Conversation, Identity, OutboxMessage, Person
 
 from .classifier import Classifier, get_classifier
 from .clock import Clock
@@ -30,6 +31,15 @@ from .dispatch import Dispatch
 from .tickets import CLAIM_MINUTES
 
 log = logging.getLogger("propdesk.engine")
+QUEUED = "propdesk.queued"
+
+
+@event.listens_for(OutboxMessage, "after_insert")
+def _mark_queued(mapper, connection, target) -> None:  # noqa: ANN001
+    """Note on the session that it queued a message (see Engine.on_queued)."""
+    session = object_session(target)
+    if session is not None:
+        session.info[QUEUED] = True
 
 
 @dataclass
@@ -58,6 +68,9 @@ class Engine:
                  classifier: Classifier | None = None):
         self.sessionmaker = sessionmaker
         self.db = sessionmaker.kw["bind"]
+        # Called after a step that queued outgoing messages (the app wakes its delivery worker); a step that did
+        # not, the common case, costs the worker no look at the outbox.
+        self.on_queued: Callable[[], None] | None = None
         self.settings = settings
         self.clock = clock or Clock()
         self.classifier = classifier or get_classifier(settings.rules_file)
@@ -131,10 +144,14 @@ class Engine:
             desk = DbDesk(open_session, self.classifier, self.clock, self.settings.hurry_cooldown_minutes,
                           self.dispatch, self.settings.staff_lang)
             try:
-                return await self._step(conn, desk, sender, msg, hooks)
+                replies = await self._step(conn, desk, sender, msg, hooks)
             finally:
+                queued = any(session.info.get(QUEUED) for session in sessions)
                 for session in sessions:
                     await session.close()
+        if queued and self.on_queued is not None:  # committed: the delivery worker may send it now
+            self.on_queued()
+        return replies
 
     async def _step(self, conn: AsyncConnection, desk: DbDesk, sender: Sender, msg: Inbound,
                     hooks: "Hooks | None") -> list[Reply] | None:

@@ -171,3 +171,22 @@ async def test_unknown_deep_link_just_welcomes(chat):
     c = chat()
     out = await c.send("/start ../../etc/passwd")
     assert "欢迎" in out
+
+
+async def test_the_delivery_worker_is_woken_only_after_a_step_that_queued_messages(sqlite_url, clock):
+    from config.settings import Settings
+    from tests.conftest import Chat, _make
+
+    settings = Settings(database_url=sqlite_url, staff_groups={"repairs": {"channel": "telegram", "chat_id": "-100"}})
+    db, _, engine = await _make(sqlite_url, clock, settings)
+    woken: list[int] = []
+    engine.on_queued = lambda: woken.append(1)
+    c = Chat(engine)
+    await c.send("菜单")
+    await c.send("厨房水龙头一直滴水")  # classified, nothing sent anywhere yet
+    await c.send("取消")
+    assert woken == []
+    out = await c.send("楼道里好大一股煤气味")
+    assert "BX-" in out  # an emergency: the ticket's card is queued for the staff group
+    assert woken == [1]
+    await db.dispose()

@@ -230,7 +230,6 @@ class TelegramChannel:
         try:
             async with entry[0]:
                 replies = await self.app.engine.handle(self.sender(update), msg)
-                self.app.wake_delivery()
                 await self.reply(chat_id, replies)
         finally:
             entry[1] -= 1

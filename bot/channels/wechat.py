@@ -112,6 +112,7 @@ class _Receipt:
     def __init__(self, channel: "WeChatChannel", key: str, openid: str, window: str):
         self.channel, self.key, self.openid, self.window = channel, key, openid, window
         self.first = ""  # what one message can carry: the passive reply
+        self.queued = False  # the rest went to the outbox
 
     async def before(self, conn) -> bool:  # noqa: ANN001
         if not await self.channel.receipts.claim(conn, self.key, self.openid):
@@ -125,6 +126,7 @@ class _Receipt:
         self.first = pieces[0]
         await self.channel.receipts.ready(conn, self.key, self.first)
         if pieces[1:]:  # more than one message can carry: the rest through the customer-service API
+            self.queued = True
             now = self.channel.app.clock.now()
             await conn.execute(insert(OutboxMessage), [
                 {"channel": CHANNEL, "chat_id": self.openid, "payload": {"text": p}, "created_at": now,
@@ -227,7 +229,8 @@ class WeChatChannel:
         if task.result() is None:  # a retry: the first delivery was handled (or is being handled) elsewhere
             text = await self.receipts.answer_of(hooks.key, wait=self.reply_within)
         else:
-            self.app.wake_delivery()
+            if hooks.queued:
+                self.app.wake_delivery()
             text = hooks.first
         return TextReply(message=msg, content=text).render() if text else ""
 

@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from bot.app import App
 from bot.clock import Clock
+from bot.runner import freeze_startup_objects
 from bot.seed import seed_demo
 from bot.server import build_app
 from config.settings import Settings
@@ -36,6 +37,7 @@ async def start_propdesk(settings: Settings, channel_class):  # noqa: ANN001, AN
     channel = channel_class(app)
     runner, base = await serve(build_app(app, [channel]))
     await channel.start()
+    freeze_startup_objects()  # as `propdesk run` does
 
     async def stop() -> None:
         await channel.stop()

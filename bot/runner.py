@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 
@@ -53,6 +54,14 @@ def build_delivery(app: App, channels: list) -> Delivery:
     return app.delivery
 
 
+def freeze_startup_objects() -> None:
+    """What start-up built (modules, the app, the channels) lives as long as the process: move it out of the
+    collector's sight, so a full collection scans only what requests left behind. Unfrozen, one full collection
+    took 90 ms in bench/wechat_callbacks.py, the whole of that run's p99."""
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(settings: Settings, demo: bool = False, stop: asyncio.Event | None = None) -> None:
     app = App.create(settings)
     await prepare(app, demo)
@@ -63,6 +72,7 @@ async def serve(settings: Settings, demo: bool = False, stop: asyncio.Event | No
     await site.start()
     for channel in channels:
         await channel.start()
+    freeze_startup_objects()
     stop = stop or asyncio.Event()
     delivery_task = asyncio.create_task(build_delivery(app, channels).run_forever(stop))
     scheduler = AsyncIOScheduler()

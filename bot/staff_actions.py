@@ -64,6 +64,14 @@ async def act(session: AsyncSession, clock: Clock, *, number: str, staff_id: int
     return ticket
 
 
+async def ticket_photo(app, number: str, index: int) -> bytes | None:  # noqa: ANN001 - a bot.app.App
+    """The ticket's `index`-th photo (in the order added), whichever channel it came through; None if none."""
+    async with app.sessionmaker() as s:
+        refs = (await s.scalars(select(Attachment.ref).join(Ticket, Ticket.id == Attachment.ticket_id)
+                                .where(Ticket.number == number).order_by(Attachment.id))).all()
+    return await app.media.fetch(refs[index]) if 0 <= index < len(refs) else None
+
+
 async def ticket_card(session: AsyncSession, ticket: Ticket, clock: Clock) -> dict:
     """Everything a staff surface shows about a ticket."""
     await session.refresh(ticket, ["events", "attachments"])

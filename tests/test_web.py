@@ -181,3 +181,29 @@ async def test_staff_pane_sends_a_notice_to_the_web_owner(client):
     for bad, status in (({"estate": "SG"}, 400), ({"estate": "NOPE", "text": "x"}, 404),
                         ({"estate": "SG", "text": "x" * 1001}, 400)):
         assert (await client.post("/api/staff/notice", json=bad)).status == status
+
+
+async def test_staff_pane_shows_photos_from_any_channel(client):
+    """A photo another channel took is fetched from that channel once and served to the pane."""
+    from bot.tickets import TicketService
+
+    app = client.propdesk
+    fetched: list[str] = []
+
+    async def from_elsewhere(value: str) -> bytes:
+        fetched.append(value)
+        return PNG
+
+    app.media.register("xx", from_elsewhere)
+    async with app.sessionmaker() as s, s.begin():
+        tk = await TicketService(s, app.clock).create(kind="repair", category="water", urgency="normal",
+                                                      description="漏水", channel="xx", reporter_id=None,
+                                                      actor="owner", photos=["xx:photo-1"])
+    card = await (await client.get(f"/api/staff/tickets/{tk.number}")).json()
+    assert card["photos"] == ["xx:photo-1"]
+    for _ in range(2):
+        resp = await client.get(f"/api/staff/tickets/{tk.number}/photos/0")
+        assert resp.status == 200 and resp.content_type == "image/png" and await resp.read() == PNG
+    assert fetched == ["photo-1"]  # once: then kept under the upload folder
+    assert (await client.get(f"/api/staff/tickets/{tk.number}/photos/1")).status == 404
+    assert (await client.get("/api/staff/tickets/BX-20990101-0001/photos/0")).status == 404

@@ -13,10 +13,10 @@ from bot.app import App
 from bot.cards import build_card
 from bot.media import image_type
 from bot.signing import check_password, sign, verify
-from bot.staff_actions import StaffActionError, act
+from bot.staff_actions import StaffActionError, act, ticket_photo
 from bot.uploads import save_upload
 from handlers.i18n import label
-from models import Attachment, Person, Staff, Ticket, allowed_actions
+from models import Person, Staff, Ticket, allowed_actions
 
 LINK_PURPOSE = "ticket-link"
 SESSION_PURPOSE = "staff-session"
@@ -92,11 +92,7 @@ class StaffPage:
         number = self._link_ok(request)
         if number is None or await self._staff(request) is None:
             return web.Response(status=403, text="forbidden")
-        async with self.app.sessionmaker() as s:
-            refs = (await s.scalars(select(Attachment.ref).join(Ticket, Ticket.id == Attachment.ticket_id)
-                                    .where(Ticket.number == number).order_by(Attachment.id))).all()
-        index = int(request.match_info["index"])
-        body = await self.app.media.fetch(refs[index]) if index < len(refs) else None
+        body = await ticket_photo(self.app, number, int(request.match_info["index"]))
         if body is None:
             return web.Response(status=404, text="no such photo")
         return web.Response(body=body, content_type=image_type(body),

@@ -8,7 +8,8 @@ from sqlalchemy.orm import selectinload
 from bot import bindings
 from bot.app import App
 from bot.notices import send_notice
-from bot.staff_actions import StaffActionError, act, ticket_card
+from bot.media import image_type
+from bot.staff_actions import StaffActionError, act, ticket_card, ticket_photo
 from models import Estate, Staff, Ticket
 
 OPEN = ("new", "assigned", "in_progress", "on_hold", "rejected", "reopened")
@@ -42,6 +43,13 @@ class StaffPane:
             if tk is None:
                 return web.json_response({"error": "no such ticket"}, status=404)
             return web.json_response(await ticket_card(s, tk, self.app.clock))
+
+    async def photo(self, request: web.Request) -> web.Response:
+        """A ticket's photo, whichever channel it came through (fetched from there once, then kept)."""
+        body = await ticket_photo(self.app, request.match_info["number"], int(request.match_info["index"]))
+        if body is None:
+            return web.json_response({"error": "no such photo"}, status=404)
+        return web.Response(body=body, content_type=image_type(body), headers={"Cache-Control": "max-age=3600"})
 
     async def action(self, request: web.Request) -> web.Response:
         try:
@@ -105,6 +113,7 @@ def setup(webapp: web.Application, app: App) -> None:
     webapp.router.add_get("/api/staff/members", pane.staff)
     webapp.router.add_get("/api/staff/tickets", pane.tickets)
     webapp.router.add_get("/api/staff/tickets/{number}", pane.ticket)
+    webapp.router.add_get(r"/api/staff/tickets/{number}/photos/{index:\d{1,3}}", pane.photo)
     webapp.router.add_post("/api/staff/tickets/{number}/action", pane.action)
     webapp.router.add_get("/api/staff/bindings", pane.bindings)
     webapp.router.add_post("/api/staff/notice", pane.notice)

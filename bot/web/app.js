@@ -172,9 +172,11 @@ function card(t) {
   div.appendChild(meta);
   if (t.photos.length) {
     const ph = document.createElement("div"); ph.className = "photos";
-    for (const p of t.photos) if (p.startsWith("web:")) {
-      const i = document.createElement("img"); i.src = "/uploads/" + p.slice(4); ph.appendChild(i);
-    }
+    t.photos.forEach((p, n) => {  // from any channel: the server fetches it from there once
+      const i = document.createElement("img");
+      i.src = p.startsWith("web:") ? "/uploads/" + p.slice(4) : `/api/staff/tickets/${t.number}/photos/${n}`;
+      i.alt = "📷"; ph.appendChild(i);
+    });
     div.appendChild(ph);
   }
   const acts = document.createElement("div"); acts.className = "acts";

@@ -56,11 +56,13 @@ class Sender:
 class Hooks(Protocol):
     """A channel's work inside the message's transaction (e.g. WeChat's receipt): all of it commits, or none."""
 
-    async def before(self, conn: AsyncConnection) -> bool:
-        """False: do not handle this message (e.g. a retry of one already handled)."""
+    async def after(self, conn: AsyncConnection, replies: list[Reply]) -> bool:
+        """Record what the message produced. False: the message is a retry of one already handled (its receipt
+        is there), so the whole step is rolled back and `Engine.handle` returns None."""
 
-    async def after(self, conn: AsyncConnection, replies: list[Reply]) -> None:
-        """Record what the message produced."""
+
+class _Declined(Exception):
+    """Raised inside the step's transaction to roll it back."""
 
 
 class Engine:
@@ -116,7 +118,7 @@ class Engine:
         return row
 
     async def handle(self, sender: Sender, msg: Inbound, hooks: "Hooks | None" = None) -> list[Reply] | None:
-        """Run one message; its replies. With hooks, None when `hooks.before` declined the message."""
+        """Run one message; its replies. With hooks, None when `hooks.after` declined the message."""
         for attempt in (1, 2):
             try:
                 if self._serial is None:
@@ -134,29 +136,32 @@ class Engine:
     async def _handle(self, sender: Sender, msg: Inbound, hooks: "Hooks | None") -> list[Reply] | None:
         # The hot path (who, which conversation, save it) is two Core statements on one connection; an ORM session
         # joins its transaction only when a flow asks the desk for something.
-        async with self.db.begin() as conn:
-            sessions: list[AsyncSession] = []
+        try:
+            async with self.db.begin() as conn:
+                sessions: list[AsyncSession] = []
 
-            def open_session() -> AsyncSession:
-                sessions.append(AsyncSession(bind=conn, expire_on_commit=False))
-                return sessions[0]
+                def open_session() -> AsyncSession:
+                    sessions.append(AsyncSession(bind=conn, expire_on_commit=False))
+                    return sessions[0]
 
-            desk = DbDesk(open_session, self.classifier, self.clock, self.settings.hurry_cooldown_minutes,
-                          self.dispatch, self.settings.staff_lang)
-            try:
-                replies = await self._step(conn, desk, sender, msg, hooks)
-            finally:
-                queued = any(session.info.get(QUEUED) for session in sessions)
-                for session in sessions:
-                    await session.close()
+                desk = DbDesk(open_session, self.classifier, self.clock, self.settings.hurry_cooldown_minutes,
+                              self.dispatch, self.settings.staff_lang)
+                try:
+                    replies = await self._step(conn, desk, sender, msg, hooks)
+                    if replies is None:
+                        raise _Declined  # nothing of the step is kept
+                finally:
+                    queued = any(session.info.get(QUEUED) for session in sessions)
+                    for session in sessions:
+                        await session.close()
+        except _Declined:
+            return None
         if queued and self.on_queued is not None:  # committed: the delivery worker may send it now
             self.on_queued()
         return replies
 
     async def _step(self, conn: AsyncConnection, desk: DbDesk, sender: Sender, msg: Inbound,
                     hooks: "Hooks | None") -> list[Reply] | None:
-        if hooks is not None and not await hooks.before(conn):
-            return None
         # Steady state: one statement reads the conversation (locked) with the sender's identity.
         conv = (await conn.execute(_STEP, {"channel": sender.channel, "chat": sender.chat_id,
                                            "user": sender.user_id})).first()
@@ -179,8 +184,8 @@ class Engine:
         await conn.execute(_SAVE, {"k_channel": sender.channel, "k_chat": sender.chat_id, "flow": ctx.flow,
                                    "state": str(ctx.state), "data": ctx.data, "lang": ctx.lang,
                                    "updated_at": now})
-        if hooks is not None:
-            await hooks.after(conn, replies + ctx.replies)
+        if hooks is not None and not await hooks.after(conn, replies + ctx.replies):
+            return None
         return replies + ctx.replies
 
 

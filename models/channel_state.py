@@ -18,8 +18,9 @@ class InboundReceipt(Base):
     __tablename__ = "inbound_receipts"
     key: Mapped[str] = mapped_column(String(160), primary_key=True)  # "wechat:<MsgId>"
     chat_id: Mapped[str] = mapped_column(String(128))
-    # processing -> answered (replied inside the request) | queued (sent later through the outbox)
-    status: Mapped[str] = mapped_column(String(16), default="processing")
+    # ready (written with the conversation step that handled the message, its reply stored) -> queued (the request
+    # had been answered `success` before the reply was ready: it went out through the outbox instead)
+    status: Mapped[str] = mapped_column(String(16), default="ready")
     reply: Mapped[str] = mapped_column(Text, default="")  # the passive reply as sent, for a retry
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

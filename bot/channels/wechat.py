@@ -107,24 +107,22 @@ def receipt_key(msg) -> str:  # noqa: ANN001
 
 
 class _Receipt:
-    """The message's receipt and reply window, written in the same transaction as the conversation step."""
+    """The message's receipt and reply window, written at the end of the conversation step, in its transaction."""
 
     def __init__(self, channel: "WeChatChannel", key: str, openid: str, window: str):
         self.channel, self.key, self.openid, self.window = channel, key, openid, window
         self.first = ""  # what one message can carry: the passive reply
         self.queued = False  # the rest went to the outbox
 
-    async def before(self, conn) -> bool:  # noqa: ANN001
-        if not await self.channel.receipts.claim(conn, self.key, self.openid):
-            return False
-        await self.channel.windows.opened(conn, self.openid, self.window)
-        return True
-
-    async def after(self, conn, replies: list[Reply]) -> None:  # noqa: ANN001
+    async def after(self, conn, replies: list[Reply]) -> bool:  # noqa: ANN001
         texts = [render_text(r.as_dict()) for r in merge_replies(replies, 10**6)]
         pieces = split_bytes("\n\n".join(t for t in texts if t))
         self.first = pieces[0]
-        await self.channel.receipts.ready(conn, self.key, self.first)
+        # A retry finds the original's receipt (on PostgreSQL a concurrent one has waited for the conversation's
+        # row lock until the original committed): the step is undone and the retry gets the original's answer.
+        if not await self.channel.receipts.record(conn, self.key, self.openid, self.first):
+            return False
+        await self.channel.windows.opened(conn, self.openid, self.window)
         if pieces[1:]:  # more than one message can carry: the rest through the customer-service API
             self.queued = True
             now = self.channel.app.clock.now()
@@ -132,6 +130,7 @@ class _Receipt:
                 {"channel": CHANNEL, "chat_id": self.openid, "payload": {"text": p}, "created_at": now,
                  "kind": "message", "priority": 0, "status": "pending", "attempts": 0, "last_error": ""}
                 for p in pieces[1:]])
+        return True
 
 
 class WeChatChannel:
@@ -227,7 +226,7 @@ class WeChatChannel:
             task.add_done_callback(lambda t: self._later(t, hooks))
             return ""
         if task.result() is None:  # a retry: the first delivery was handled (or is being handled) elsewhere
-            text = await self.receipts.answer_of(hooks.key, wait=self.reply_within)
+            text = await self.receipts.answer_of(hooks.key)
         else:
             if hooks.queued:
                 self.app.wake_delivery()

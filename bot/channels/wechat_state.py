@@ -1,7 +1,6 @@
 """WeChat state shared by every worker through the database: message receipts and customer-service windows."""
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from sqlalchemy import bindparam, select, update
@@ -31,9 +30,10 @@ def _upsert(conn, name: str):  # noqa: ANN001, ANN202
     key = (conn.dialect.name, name)
     if key not in _statements:
         insert = _insert(conn)
-        if name == "claim":
-            stmt = insert(_RECEIPTS).values(key=bindparam("key"), chat_id=bindparam("chat_id"), status="processing",
-                                            reply="", created_at=bindparam("now"), updated_at=bindparam("now"))
+        if name == "receipt":
+            stmt = insert(_RECEIPTS).values(key=bindparam("key"), chat_id=bindparam("chat_id"), status="ready",
+                                            reply=bindparam("reply"), created_at=bindparam("now"),
+                                            updated_at=bindparam("now"))
             stmt = stmt.on_conflict_do_nothing()
         else:
             at, used = (("message_at", "message_used") if name == "message" else ("event_at", "event_used"))
@@ -45,42 +45,30 @@ def _upsert(conn, name: str):  # noqa: ANN001, ANN202
     return _statements[key]
 
 
-_READY = (update(_RECEIPTS).where(_RECEIPTS.c.key == bindparam("k"))
-          .values(status="ready", reply=bindparam("reply"), updated_at=bindparam("now")))
-
-
 class Receipts:
-    """Statuses: processing -> ready (the reply is stored) -> queued (it went out through the API instead)."""
+    """Statuses: ready (the message was handled, its reply stored) -> queued (the reply went out through the API
+    instead, the request having been answered before it was ready)."""
 
     def __init__(self, app: App):
         self.app = app
 
-    async def claim(self, conn: AsyncConnection, key: str, chat_id: str) -> bool:
-        """Record the first delivery of a message, in the caller's transaction; False when this is a retry.
-
-        On PostgreSQL a concurrent retry waits here until the first delivery's transaction ends.
-        """
-        done = await conn.execute(_upsert(conn, "claim"), {"key": key, "chat_id": chat_id,
-                                                           "now": self.app.clock.now()})
+    async def record(self, conn: AsyncConnection, key: str, chat_id: str, reply: str) -> bool:
+        """Record a handled message and its reply, in the caller's transaction; False when it was handled before."""
+        done = await conn.execute(_upsert(conn, "receipt"), {"key": key, "chat_id": chat_id, "reply": reply,
+                                                             "now": self.app.clock.now()})
         return done.rowcount == 1
-
-    async def ready(self, conn: AsyncConnection, key: str, reply: str) -> None:
-        await conn.execute(_READY, {"k": key, "reply": reply, "now": self.app.clock.now()})
 
     async def queued(self, key: str) -> None:
         async with self.app.sessionmaker() as s, s.begin():
             await s.execute(update(InboundReceipt).where(InboundReceipt.key == key)
                             .values(status="queued", updated_at=self.app.clock.now()))
 
-    async def answer_of(self, key: str, wait: float) -> str:
-        """For a retry: the original's reply once it is ready (waiting a little), else "" (answer `success`)."""
-        deadline = asyncio.get_running_loop().time() + wait
-        while True:
-            async with self.app.sessionmaker() as s:
-                receipt = await s.get(InboundReceipt, key)
-            if receipt is None or receipt.status != "processing" or asyncio.get_running_loop().time() >= deadline:
-                return receipt.reply if receipt is not None and receipt.status == "ready" else ""
-            await asyncio.sleep(0.1)
+    async def answer_of(self, key: str) -> str:
+        """For a retry (its step found the receipt, so the original has committed): the original's reply, or ""
+        (answer `success`) when that reply went out through the API instead."""
+        async with self.app.sessionmaker() as s:
+            receipt = await s.get(InboundReceipt, key)
+        return receipt.reply if receipt is not None and receipt.status == "ready" else ""
 
 
 class Windows:

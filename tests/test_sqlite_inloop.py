@@ -93,3 +93,45 @@ async def test_errors_other_than_busy_are_raised_at_once(db_path):
 def test_only_full_or_normal_durability():
     with pytest.raises(ValueError):
         make_engine("sqlite+aiosqlite:///x.db", "OFF")
+
+
+async def test_another_process_holding_the_write_lock_delays_a_step_without_blocking_the_loop(db_path, clock):
+    """E.g. `propdesk staff add` writing while the service runs: the conversation step waits for the other
+    process's commit on the loop, and goes through."""
+    import subprocess
+    import sys
+
+    from bot.engine import Engine, Sender
+    from config.settings import Settings
+    from handlers.messages import Inbound
+    from models.db import make_sessionmaker
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, sys, time\n"
+        f"c = sqlite3.connect({str(db_path)!r}, isolation_level=None)\n"
+        "c.execute('BEGIN IMMEDIATE')\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(0.6)\n"
+        "c.execute('COMMIT')\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        db = make_engine(f"sqlite+aiosqlite:///{db_path}")
+        engine = Engine(make_sessionmaker(db), Settings(database_url=f"sqlite+aiosqlite:///{db_path}"), clock=clock)
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        beat = asyncio.create_task(ticker())
+        began = time.monotonic()
+        replies = await engine.handle(Sender("test", "u-9", "u-9", "Owner"), Inbound.text_or_command("菜单"))
+        waited = time.monotonic() - began
+        beat.cancel()
+        assert replies and waited >= 0.3  # it had to wait for the other process
+        assert ticks >= 15  # and the loop ran meanwhile
+        await db.dispose()
+    finally:
+        holder.wait(timeout=10)

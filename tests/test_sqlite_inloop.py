@@ -28,18 +28,30 @@ async def _hold_write_lock(engine, seconds: float, committed: list) -> None:  # 
     committed.append(time.monotonic())
 
 
+class LoopTicks:
+    """Counts how often the event loop ran a 10 ms heartbeat while the block ran."""
+
+    def __init__(self):
+        self.ticks = 0
+
+    async def _beat(self) -> None:
+        while True:
+            self.ticks += 1
+            await asyncio.sleep(0.01)
+
+    async def __aenter__(self) -> "LoopTicks":
+        self._task = asyncio.create_task(self._beat())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._task.cancel()
+
+
 async def test_a_second_writer_waits_on_the_loop_and_then_writes(db_path):
     """Two pools (as two workers would have) write at once: the second waits for the first's commit while the
     loop keeps running other tasks, then succeeds; both rows are there."""
     first, second = (make_engine(f"sqlite+aiosqlite:///{db_path}") for _ in range(2))
     committed: list[float] = []
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0.01)
 
     async def write_second() -> float:
         await asyncio.sleep(0.05)  # after the first holds the lock
@@ -47,13 +59,10 @@ async def test_a_second_writer_waits_on_the_loop_and_then_writes(db_path):
             await conn.execute(text("INSERT INTO people (name, created_at) VALUES ('second', '2026-11-25 08:00:01')"))
         return time.monotonic()
 
-    beat = asyncio.create_task(ticker())
-    try:
+    async with LoopTicks() as loop:
         _, second_done = await asyncio.gather(_hold_write_lock(first, 0.4, committed), write_second())
-    finally:
-        beat.cancel()
     assert second_done >= committed[0]  # it waited for the first commit
-    assert ticks >= 20  # ~40 expected in 0.4 s: the loop ran while the second writer waited
+    assert loop.ticks >= 20  # ~40 expected in 0.4 s: the loop ran while the second writer waited
     async with first.connect() as conn:
         names = (await conn.execute(text("SELECT name FROM people WHERE name IN ('first', 'second')"))).scalars()
         assert sorted(names) == ["first", "second"]
@@ -117,21 +126,12 @@ async def test_another_process_holding_the_write_lock_delays_a_step_without_bloc
         assert holder.stdout.readline().strip() == "locked"
         db = make_engine(f"sqlite+aiosqlite:///{db_path}")
         engine = Engine(make_sessionmaker(db), Settings(database_url=f"sqlite+aiosqlite:///{db_path}"), clock=clock)
-        ticks = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                ticks += 1
-                await asyncio.sleep(0.01)
-
-        beat = asyncio.create_task(ticker())
         began = time.monotonic()
-        replies = await engine.handle(Sender("test", "u-9", "u-9", "Owner"), Inbound.text_or_command("菜单"))
+        async with LoopTicks() as loop:
+            replies = await engine.handle(Sender("test", "u-9", "u-9", "Owner"), Inbound.text_or_command("菜单"))
         waited = time.monotonic() - began
-        beat.cancel()
         assert replies and waited >= 0.3  # it had to wait for the other process
-        assert ticks >= 15  # and the loop ran meanwhile
+        assert loop.ticks >= 15  # and the loop ran meanwhile
         await db.dispose()
     finally:
         holder.wait(timeout=10)

@@ -13,7 +13,7 @@ from typing import Callable, Protocol
 
 from sqlalchemy import and_, bindparam, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import object_session
 
@@ -126,11 +126,12 @@ class Engine:
                 async with self._serial:
                     return await self._handle(sender, msg, hooks)
             except DBAPIError as exc:
-                # A pooled connection the database dropped (a restart): nothing was committed, run it again on
-                # a fresh one.
-                if attempt == 2 or not exc.connection_invalidated:
+                # Nothing was committed, so the step can run again: on a fresh connection when the database dropped
+                # the pooled one (a restart), or after a concurrent step won a race to create the same row (two
+                # first messages of a new owner at once: the rerun finds the account the other created).
+                if attempt == 2 or not (exc.connection_invalidated or isinstance(exc, IntegrityError)):
                     raise
-                log.warning("database connection lost; running the message again")
+                log.warning("running the message again after %s", type(exc).__name__)
         raise AssertionError("unreachable")
 
     async def _handle(self, sender: Sender, msg: Inbound, hooks: "Hooks | None") -> list[Reply] | None:

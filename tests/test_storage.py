@@ -125,3 +125,25 @@ async def test_a_message_survives_the_database_dropping_its_connections(any_engi
     assert "running the message again" in caplog.text
     async with any_engine.sm() as s:
         assert await s.scalar(select(func.count()).select_from(Ticket)) == 1
+
+
+async def test_two_first_messages_of_a_new_owner_at_once_make_one_account(any_engine):
+    """Two workers (separate pools) take a new owner's first two messages at the same moment: both are answered,
+    and the owner has one account and one conversation."""
+    from bot.engine import Engine
+    from models import Identity, Person
+
+    url = any_engine.settings.database_url
+    engines = [make_engine(url) for _ in range(2)]
+    workers = [Engine(make_sessionmaker(e), any_engine.settings, clock=any_engine.clock) for e in engines]
+    sender = Sender(channel="test", chat_id="new-1", user_id="new-1", display_name="新业主")
+    answers = await asyncio.gather(workers[0].handle(sender, Inbound.text_or_command("你好")),
+                                   workers[1].handle(sender, Inbound.text_or_command("菜单")))
+    assert all(answers)
+    async with any_engine.sm() as s:
+        assert await s.scalar(select(func.count()).select_from(Identity).where(Identity.external_id == "new-1")) == 1
+        assert await s.scalar(select(func.count()).select_from(Person).where(Person.name == "新业主")) == 1
+        assert await s.scalar(select(func.count()).select_from(Conversation)
+                              .where(Conversation.chat_id == "new-1")) == 1
+    for e in engines:
+        await e.dispose()

@@ -120,9 +120,8 @@ class _Receipt:
         self.first = pieces[0]
         # A retry finds the original's receipt (on PostgreSQL a concurrent one has waited for the conversation's
         # row lock until the original committed): the step is undone and the retry gets the original's answer.
-        if not await self.channel.receipts.record(conn, self.key, self.openid, self.first):
+        if not await self.channel.receipts.record(conn, self.key, self.openid, self.first, self.window):
             return False
-        await self.channel.windows.opened(conn, self.openid, self.window)
         if pieces[1:]:  # more than one message can carry: the rest through the customer-service API
             self.queued = True
             now = self.channel.app.clock.now()

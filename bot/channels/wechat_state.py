@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import DateTime, String, bindparam, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -30,17 +30,30 @@ def _upsert(conn, name: str):  # noqa: ANN001, ANN202
     key = (conn.dialect.name, name)
     if key not in _statements:
         insert = _insert(conn)
+        receipt = insert(_RECEIPTS).values(key=bindparam("key"), chat_id=bindparam("chat_id", type_=String),
+                                           status="ready", reply=bindparam("reply"),
+                                           created_at=bindparam("now", type_=DateTime),
+                                           updated_at=bindparam("now", type_=DateTime)).on_conflict_do_nothing()
         if name == "receipt":
-            stmt = insert(_RECEIPTS).values(key=bindparam("key"), chat_id=bindparam("chat_id"), status="ready",
-                                            reply=bindparam("reply"), created_at=bindparam("now"),
-                                            updated_at=bindparam("now"))
-            stmt = stmt.on_conflict_do_nothing()
+            stmt = receipt
         else:
-            at, used = (("message_at", "message_used") if name == "message" else ("event_at", "event_used"))
-            stmt = insert(_WINDOWS).values(channel=CHANNEL, chat_id=bindparam("chat_id"), message_used=0,
-                                           event_used=0, **{at: bindparam("now")})
+            kind = name.removeprefix("receipt+")
+            at, used = (("message_at", "message_used") if kind == "message" else ("event_at", "event_used"))
+            if name.startswith("receipt+"):
+                # One round trip: the window's upsert selects from the receipt's insert, so it happens only when
+                # the receipt was new, and returns a row only then.
+                written = receipt.returning(_RECEIPTS.c.key).cte("receipt")
+                stmt = insert(_WINDOWS).from_select(
+                    ["channel", "chat_id", "message_used", "event_used", at],
+                    select(literal(CHANNEL), bindparam("chat_id", type_=String), literal(0), literal(0),
+                           bindparam("now", type_=DateTime)).select_from(written))
+            else:
+                stmt = insert(_WINDOWS).values(channel=CHANNEL, chat_id=bindparam("chat_id"), message_used=0,
+                                               event_used=0, **{at: bindparam("now")})
             stmt = stmt.on_conflict_do_update(index_elements=["channel", "chat_id"],
                                               set_={at: stmt.excluded[at], used: 0})
+            if name.startswith("receipt+"):
+                stmt = stmt.returning(_WINDOWS.c.chat_id).add_cte(written)
         _statements[key] = stmt
     return _statements[key]
 
@@ -52,11 +65,18 @@ class Receipts:
     def __init__(self, app: App):
         self.app = app
 
-    async def record(self, conn: AsyncConnection, key: str, chat_id: str, reply: str) -> bool:
-        """Record a handled message and its reply, in the caller's transaction; False when it was handled before."""
-        done = await conn.execute(_upsert(conn, "receipt"), {"key": key, "chat_id": chat_id, "reply": reply,
-                                                             "now": self.app.clock.now()})
-        return done.rowcount == 1
+    async def record(self, conn: AsyncConnection, key: str, chat_id: str, reply: str, window: str) -> bool:
+        """Record a handled message and its reply, and open the owner's reply window (`window`: "message", or
+        "event" for a menu click or a follow: a fresh window and quota), in the caller's transaction. False, and
+        nothing written, when the message was handled before."""
+        params = {"key": key, "chat_id": chat_id, "reply": reply, "now": self.app.clock.now()}
+        kind = "message" if window == "message" else "event"
+        if conn.dialect.name == "postgresql":
+            return (await conn.execute(_upsert(conn, f"receipt+{kind}"), params)).first() is not None
+        if (await conn.execute(_upsert(conn, "receipt"), params)).rowcount != 1:
+            return False
+        await conn.execute(_upsert(conn, kind), params)
+        return True
 
     async def queued(self, key: str) -> None:
         async with self.app.sessionmaker() as s, s.begin():
@@ -82,11 +102,6 @@ class Windows:
             row = ServiceWindow(channel=CHANNEL, chat_id=chat_id, message_used=0, event_used=0)
             s.add(row)
         return row
-
-    async def opened(self, conn: AsyncConnection, chat_id: str, kind: str) -> None:
-        """The owner wrote (kind "message") or clicked / followed ("event"): a fresh window and quota."""
-        await conn.execute(_upsert(conn, "message" if kind == "message" else "event"),
-                           {"chat_id": chat_id, "now": self.app.clock.now()})
 
     async def take(self, chat_id: str, n: int = 1) -> bool:
         """Use n messages of an open window's quota (the shorter event window first); False when none has room."""

@@ -17,10 +17,6 @@ Fetch = Callable[[str], Awaitable[bytes]]
 MAX_BYTES = 20 * 1024 * 1024
 
 
-class MediaError(Exception):
-    """The photo could not be fetched from its channel."""
-
-
 def image_type(body: bytes) -> str | None:
     """The image's content type by its first bytes; None when it is no image propdesk shows."""
     if body.startswith(b"\xff\xd8\xff"):

@@ -154,7 +154,7 @@ class StaffPage:
         if not hasattr(field, "file") or field.content_type not in IMAGE_TYPES:
             return ""
         body = field.file.read()
-        if not body.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")) and body[8:12] != b"WEBP":
+        if image_type(body) not in IMAGE_TYPES:  # what the bytes are, not only what the form says
             return ""
         return save_upload(self.app.settings.upload_dir, body, IMAGE_TYPES[field.content_type])
 

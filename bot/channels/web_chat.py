@@ -11,6 +11,7 @@ from sqlalchemy.orm import selectinload
 
 from bot.app import App
 from bot.engine import Sender
+from bot.media import image_type
 from bot.uploads import save_upload
 from handlers.messages import Inbound
 from models import Binding, Identity, OutboxMessage, Person, Residency, Unit, Building
@@ -125,7 +126,7 @@ class WebChat:
             return _bad("need user and file")
         ext = IMAGE_TYPES.get(field.content_type)
         body = field.file.read()
-        if ext is None or not _looks_like_image(body):
+        if ext is None or image_type(body) is None:
             replies = await self.app.engine.handle(Sender(CHANNEL, user, user),
                                                    Inbound(kind="unsupported", raw_type=field.content_type or "file"))
             return web.json_response({"replies": _render(replies)})
@@ -160,10 +161,6 @@ class WebChat:
                                                             OutboxMessage.status == "pending")
                                 .values(status="sent", sent_at=self.app.clock.now()))
         return web.json_response({"messages": [{"id": r.id, **r.payload} for r in rows]})
-
-
-def _looks_like_image(body: bytes) -> bool:
-    return body.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8")) or body[8:12] == b"WEBP"
 
 
 def setup(webapp: web.Application, app: App) -> None:

@@ -25,6 +25,8 @@ class Card:
     text: str
     buttons: list[tuple[str, str]] = field(default_factory=list)  # (action, label)
     photos: list[str] = field(default_factory=list)  # channel references of the ticket's photos
+    header: str = ""  # the card's first line (urgency, kind, number): a digest lists cards by it
+    description: str = ""  # the owner's words, for the same
 
 
 def _when(clock: Clock, at: datetime | None) -> str:
@@ -72,4 +74,5 @@ async def build_card(session: AsyncSession, ticket: Ticket, clock: Clock, lang: 
         buttons.append(("merge", label(lang, "action", "merge")))
     if ticket.status not in ("closed", "cancelled"):
         buttons.append(("contact", t(lang, "card.button.contact")))
-    return Card(number=ticket.number, text="\n".join(lines), buttons=buttons, photos=info["photos"])
+    return Card(number=ticket.number, text="\n".join(lines), buttons=buttons, photos=info["photos"], header=lines[0],
+                description=ticket.description)

@@ -304,11 +304,7 @@ class TelegramChannel:
         when it changes."""
         lang = self.app.settings.staff_lang
         lines = [t(lang, "card.digest", n=len(cards))]
-        for card in cards:
-            header, *details = card.text.split("\n")
-            what = next((d.split("：", 1)[-1].split(": ", 1)[-1] for d in details
-                         if d.startswith(("描述", "Description"))), "")
-            lines.append(f"{header} {what[:40]}")
+        lines += [f"{card.header} {card.description[:40]}" for card in cards]
         claim = label(lang, "action", "claim")
         markup = InlineKeyboardMarkup([[InlineKeyboardButton(f"{claim} {c.number}", callback_data=f"tk:claim:{c.number}")]
                                        for c in cards[:100]])

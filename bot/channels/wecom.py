@@ -18,6 +18,7 @@ from bot.cards import Card
 from bot.delivery import DeliveryError
 from bot.ratelimit import WindowsByKey
 from bot.signing import sign
+from handlers.i18n import t
 
 from . import staff_page
 
@@ -94,10 +95,10 @@ class WeComChannel:
     async def put_digest(self, chat_id: str, cards: list[Card]) -> str:
         """Several new tickets in one markdown message, each with its header and its own staff-page link."""
         lines = [f"**📋 {len(cards)} 张新工单 New tickets**"]
+        lang = self.app.settings.staff_lang
         for card in cards:
-            header, *details = card.text.split("\n")
-            what = next((d for d in details if d.startswith(("描述", "Description"))), "")[:60]
-            lines.append(f"> {header} {what} [处理 Open]({card_link(self.app, card.number)})")
+            what = t(lang, "card.description", description=card.description)[:60]
+            lines.append(f"> {card.header} {what} [处理 Open]({card_link(self.app, card.number)})")
         await self._post(chat_id, {"msgtype": "markdown",
                                    "markdown": {"content": clip_bytes("\n".join(lines), MARKDOWN_BYTES)}})
         return "robot"

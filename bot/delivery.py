@@ -205,12 +205,7 @@ class Delivery:
         now = self.clock.now()
         async with self.sm() as s, s.begin():
             others = (await s.scalars(
-                select(OutboxMessage).join(TicketCard, (TicketCard.ticket_id == OutboxMessage.ticket_id)
-                                           & (TicketCard.channel == OutboxMessage.channel)
-                                           & (TicketCard.chat_id == OutboxMessage.chat_id))
-                .where(*self._due(now), OutboxMessage.kind == "card", OutboxMessage.channel == row.channel,
-                       OutboxMessage.chat_id == row.chat_id, OutboxMessage.id != row.id,
-                       TicketCard.message_id.is_(None))
+                self._new_cards(row, now).where(TicketCard.message_id.is_(None))  # not yet in a digest either
                 .order_by(OutboxMessage.priority.desc(), OutboxMessage.id).limit(outlet.digest_size - 1)
                 .with_for_update(skip_locked=True, of=OutboxMessage))).all()
             for other in others:

@@ -12,7 +12,6 @@ from datetime import timedelta
 from typing import Callable, Protocol
 
 from sqlalchemy import and_, bindparam, event, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import object_session
@@ -23,6 +22,7 @@ from handlers.context import Ctx, FlowSettings
 from handlers.i18n import LANGS, t
 from handlers.messages import Inbound, Reply
 from models import Conversation, Identity, OutboxMessage, Person
+from models.db import insert_for
 
 from .classifier import Classifier, get_classifier
 from .clock import Clock
@@ -68,8 +68,7 @@ class _Declined(Exception):
 class Engine:
     def __init__(self, sessionmaker: async_sessionmaker, settings: Settings, clock: Clock | None = None,
                  classifier: Classifier | None = None):
-        self.sessionmaker = sessionmaker
-        self.db = sessionmaker.kw["bind"]
+        self.db = sessionmaker.kw["bind"]  # steps run on its connections; a session joins one when needed
         # Called after a step that queued outgoing messages (the app wakes its delivery worker); a step that did
         # not, the common case, costs the worker no look at the outbox.
         self.on_queued: Callable[[], None] | None = None
@@ -110,7 +109,7 @@ class Engine:
         key = {"channel": channel, "chat": chat_id}
         row = (await conn.execute(_CONVERSATION, key)).first()
         if row is None:
-            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            insert = insert_for(conn.dialect.name)
             await conn.execute(insert(Conversation).values(channel=channel, chat_id=chat_id, flow="menu",
                                                            state="idle", data={}, updated_at=self.clock.now())
                                .on_conflict_do_nothing())  # a concurrent first message may have created it

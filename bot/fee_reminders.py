@@ -9,11 +9,11 @@ import logging
 from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import selectinload
 
 from handlers.i18n import t
 from models import Bill, Binding, FeeReminder, Identity, OutboxMessage, Person, Unit
+from models.db import insert_for
 
 from .app import App
 from .notices import after_quiet_hours
@@ -37,7 +37,7 @@ async def send_fee_reminders(app: App) -> int:
             late = (await s.scalars(select(Bill).where(Bill.amount_paid < Bill.amount_due, Bill.due_date < today)
                                     .options(selectinload(Bill.unit).selectinload(Unit.building)))).all()
             rounds += [(bill, "arrears", f"{today:%Y-%m}") for bill in late]
-        insert = postgresql.insert if s.bind.dialect.name == "postgresql" else sqlite.insert
+        insert = insert_for(s.bind.dialect.name)
         done = 0
         for bill, kind, round_ in rounds:
             logged = await s.execute(insert(FeeReminder).values(unit_id=bill.unit_id, bill_id=bill.id, kind=kind,

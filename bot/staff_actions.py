@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from models import Action, Attachment, Person, Staff, Ticket, TicketFollower, allowed_actions
+from models.lifecycle import OPEN_STATUSES
 
 from .clock import Clock
 from .dispatch import NO_DISPATCH, Dispatch
@@ -113,7 +114,7 @@ async def _merge(session: AsyncSession, svc: TicketService, ticket: Ticket, acto
     target = await session.scalar(select(Ticket).where(Ticket.number == into).with_for_update()) if into else None
     if target is None or target.id == ticket.id:
         raise StaffActionError("merge needs the number of another ticket / 合并需要另一张工单的编号")
-    if target.status not in ("new", "assigned", "in_progress", "on_hold", "rejected", "reopened"):
+    if target.status not in OPEN_STATUSES:
         raise StaffActionError(f"{into} is not open")
     people = {p for p in [ticket.reporter_id] if p} | set((await session.scalars(
         select(TicketFollower.person_id).where(TicketFollower.ticket_id == ticket.id))).all())

@@ -5,10 +5,10 @@ import logging
 from datetime import timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from handlers.i18n import t
 from models import Conversation, JobRun, OutboxMessage, Ticket
+from models.db import insert_for
 
 from . import escalation
 from .app import App
@@ -41,7 +41,7 @@ async def expire_conversations(app: App, limit: int = 500) -> int:
 async def managers_digest(app: App) -> bool:
     """Once a day, by whichever worker gets there first (a job-run row, inserted once)."""
     async with app.sessionmaker() as s, s.begin():
-        insert = postgresql.insert if s.bind.dialect.name == "postgresql" else sqlite.insert
+        insert = insert_for(s.bind.dialect.name)
         first = await s.execute(insert(JobRun).values(name="managers_digest",
                                                       run_key=app.clock.local().date().isoformat(),
                                                       created_at=app.clock.now()).on_conflict_do_nothing())

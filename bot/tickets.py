@@ -4,14 +4,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.i18n import label, t
 from models import (Action, Attachment, Identity, OutboxMessage, Person, Staff, Ticket, TicketCounter,
                     TicketEvent, TicketFollower, next_status)
-from models.lifecycle import NEEDS_REASON
+from models.lifecycle import NEEDS_REASON, OPEN_STATUSES
 from models.ticket import PREFIX
+from models.db import insert_for
 
 from .clock import Clock
 from .dispatch import NO_DISPATCH, Dispatch
@@ -25,8 +25,7 @@ async def next_number(session: AsyncSession, kind: str, clock: Clock) -> str:
     """BX-20261125-0007: one atomic upsert per number, so two workers never hand out the same one."""
     prefix = PREFIX[kind]
     day = clock.local().date()
-    dialect = session.bind.dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = insert_for(session.bind.dialect.name)
     stmt = insert(TicketCounter).values(prefix=prefix, day=day, last=1)
     stmt = stmt.on_conflict_do_update(index_elements=["prefix", "day"],
                                       set_={"last": TicketCounter.last + 1}).returning(TicketCounter.last)
@@ -46,8 +45,7 @@ class TicketService:
         if ticket.unit_id is None and not (ticket.estate_id and ticket.location_text.strip()):
             return None
         q = select(Ticket.number).where(Ticket.category == ticket.category,
-                                        Ticket.status.in_(["new", "assigned", "in_progress", "on_hold", "rejected",
-                                                           "reopened"]),
+                                        Ticket.status.in_([str(x) for x in OPEN_STATUSES]),
                                         Ticket.created_at >= now - self.sla.duplicate_window)
         if ticket.unit_id is not None:
             q = q.where(Ticket.unit_id == ticket.unit_id)

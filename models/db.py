@@ -7,6 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, make_url
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from . import sqlite_inloop
@@ -41,6 +42,11 @@ def make_engine(url: str, sqlite_synchronous: str = "NORMAL") -> AsyncEngine:
     # with a server restart fails at first use instead, the pool drops it, and the engine runs the message again
     # (bot.engine). Enough connections for a busy worker's concurrent messages.
     return create_async_engine(url, pool_pre_ping=False, pool_size=20, max_overflow=10, pool_recycle=1800)
+
+
+def insert_for(dialect_name: str):  # noqa: ANN201
+    """The INSERT construct with ON CONFLICT for this database (PostgreSQL's and SQLite's, alike in use)."""
+    return postgresql.insert if dialect_name == "postgresql" else sqlite.insert
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:

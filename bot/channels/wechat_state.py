@@ -4,11 +4,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import DateTime, String, bindparam, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.app import App
 from models import InboundReceipt, ServiceWindow
+from models.db import insert_for
 
 CHANNEL = "wechat"
 # What the issue's quota rules allow (WeChat's customer-service message limits): after an owner's message,
@@ -17,44 +17,44 @@ MESSAGE_WINDOW, MESSAGE_QUOTA = timedelta(hours=48), 5
 EVENT_WINDOW, EVENT_QUOTA = timedelta(minutes=1), 3
 
 
-def _insert(conn):  # noqa: ANN001, ANN202
-    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-
-
 _RECEIPTS, _WINDOWS = InboundReceipt.__table__, ServiceWindow.__table__
-_statements: dict[tuple[str, str], object] = {}
+_statements: dict[tuple[str, str, str], object] = {}
 
 
-def _upsert(conn, name: str):  # noqa: ANN001, ANN202
-    """The per-message upserts, built once per dialect (statement building costs more than running them)."""
-    key = (conn.dialect.name, name)
+def _receipt_insert(insert):  # noqa: ANN001, ANN202
+    return insert(_RECEIPTS).values(key=bindparam("key"), chat_id=bindparam("chat_id", type_=String), status="ready",
+                                    reply=bindparam("reply"), created_at=bindparam("now", type_=DateTime),
+                                    updated_at=bindparam("now", type_=DateTime)).on_conflict_do_nothing()
+
+
+def _window_upsert(insert, kind: str, after_receipt: bool = False):  # noqa: ANN001, ANN202
+    """Open an owner's reply window of `kind` ("message" or "event"): a fresh window and quota. `after_receipt`
+    (PostgreSQL): in one statement with the receipt's insert, selecting the window's row from the inserted receipt,
+    so that it is written, and a row returned, only when the receipt was new."""
+    at, used = ("message_at", "message_used") if kind == "message" else ("event_at", "event_used")
+    if after_receipt:
+        written = _receipt_insert(insert).returning(_RECEIPTS.c.key).cte("receipt")
+        stmt = insert(_WINDOWS).from_select(
+            ["channel", "chat_id", "message_used", "event_used", at],
+            select(literal(CHANNEL), bindparam("chat_id", type_=String), literal(0), literal(0),
+                   bindparam("now", type_=DateTime)).select_from(written))
+    else:
+        stmt = insert(_WINDOWS).values(channel=CHANNEL, chat_id=bindparam("chat_id"), message_used=0, event_used=0,
+                                       **{at: bindparam("now")})
+    stmt = stmt.on_conflict_do_update(index_elements=["channel", "chat_id"], set_={at: stmt.excluded[at], used: 0})
+    return stmt.returning(_WINDOWS.c.chat_id).add_cte(written) if after_receipt else stmt
+
+
+_BUILDERS = {"receipt": lambda insert, kind: _receipt_insert(insert),
+             "window": _window_upsert,
+             "receipt+window": lambda insert, kind: _window_upsert(insert, kind, after_receipt=True)}
+
+
+def _statement(conn, what: str, kind: str = ""):  # noqa: ANN001, ANN202
+    """The per-message statements, built once per dialect (statement building costs more than running them)."""
+    key = (conn.dialect.name, what, kind)
     if key not in _statements:
-        insert = _insert(conn)
-        receipt = insert(_RECEIPTS).values(key=bindparam("key"), chat_id=bindparam("chat_id", type_=String),
-                                           status="ready", reply=bindparam("reply"),
-                                           created_at=bindparam("now", type_=DateTime),
-                                           updated_at=bindparam("now", type_=DateTime)).on_conflict_do_nothing()
-        if name == "receipt":
-            stmt = receipt
-        else:
-            kind = name.removeprefix("receipt+")
-            at, used = (("message_at", "message_used") if kind == "message" else ("event_at", "event_used"))
-            if name.startswith("receipt+"):
-                # One round trip: the window's upsert selects from the receipt's insert, so it happens only when
-                # the receipt was new, and returns a row only then.
-                written = receipt.returning(_RECEIPTS.c.key).cte("receipt")
-                stmt = insert(_WINDOWS).from_select(
-                    ["channel", "chat_id", "message_used", "event_used", at],
-                    select(literal(CHANNEL), bindparam("chat_id", type_=String), literal(0), literal(0),
-                           bindparam("now", type_=DateTime)).select_from(written))
-            else:
-                stmt = insert(_WINDOWS).values(channel=CHANNEL, chat_id=bindparam("chat_id"), message_used=0,
-                                               event_used=0, **{at: bindparam("now")})
-            stmt = stmt.on_conflict_do_update(index_elements=["channel", "chat_id"],
-                                              set_={at: stmt.excluded[at], used: 0})
-            if name.startswith("receipt+"):
-                stmt = stmt.returning(_WINDOWS.c.chat_id).add_cte(written)
-        _statements[key] = stmt
+        _statements[key] = _BUILDERS[what](insert_for(conn.dialect.name), kind)
     return _statements[key]
 
 
@@ -72,10 +72,10 @@ class Receipts:
         params = {"key": key, "chat_id": chat_id, "reply": reply, "now": self.app.clock.now()}
         kind = "message" if window == "message" else "event"
         if conn.dialect.name == "postgresql":
-            return (await conn.execute(_upsert(conn, f"receipt+{kind}"), params)).first() is not None
-        if (await conn.execute(_upsert(conn, "receipt"), params)).rowcount != 1:
+            return (await conn.execute(_statement(conn, "receipt+window", kind), params)).first() is not None
+        if (await conn.execute(_statement(conn, "receipt"), params)).rowcount != 1:
             return False
-        await conn.execute(_upsert(conn, kind), params)
+        await conn.execute(_statement(conn, "window", kind), params)
         return True
 
     async def queued(self, key: str) -> None:

@@ -224,7 +224,7 @@ class WeChatChannel:
             self._pending.add(task)
             task.add_done_callback(lambda t: self._later(t, hooks))
             return ""
-        if task.result() is None:  # a retry: the first delivery was handled (or is being handled) elsewhere
+        if task.result() is None:  # a retry: its step found the receipt the first delivery committed
             text = await self.receipts.answer_of(hooks.key)
         else:
             if hooks.queued:

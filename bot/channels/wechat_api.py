@@ -5,7 +5,6 @@ before it expires, and fetched anew when WeChat says it is invalid.
 """
 from __future__ import annotations
 
-import json
 import logging
 from datetime import timedelta
 
@@ -69,19 +68,23 @@ class WeChatAPI:
         log.info("fetched a new WeChat access token")
         return data["access_token"], int(data.get("expires_in", 7200))
 
-    async def call(self, path: str, body: dict | None = None, method: str = "POST") -> dict:
-        """Call an endpoint with the access token; a refused token is replaced once."""
+    async def call(self, path: str, body: dict | None = None, method: str = "POST", params: dict | None = None,
+                   file: bool = False):  # noqa: ANN201 - dict, or bytes with file=True
+        """Call an endpoint with the access token; a refused token is replaced once. `file`: the endpoint answers
+        with a file (its bytes are returned), and with JSON only for an error."""
         token = await self.token()
         for attempt in (1, 2):
-            async with self.http.request(method, f"{self.base}{path}", params={"access_token": token},
+            async with self.http.request(method, f"{self.base}{path}", params={"access_token": token, **(params or {})},
                                          json=body) as resp:
+                if file and resp.content_type not in ("application/json", "text/plain"):
+                    return await resp.read()
                 data = await resp.json(content_type=None)
             code = int(data.get("errcode", 0) or 0)
             if code in TOKEN_ERRORS and attempt == 1:
                 token = await self.token(stale=token)
                 continue
-            if code:
-                raise WeChatAPIError(code, data.get("errmsg", ""))
+            if code or file:
+                raise WeChatAPIError(code or -1, data.get("errmsg") or ("no file" if file else ""))
             return data
         raise AssertionError("unreachable")
 
@@ -96,21 +99,7 @@ class WeChatAPI:
 
     async def get_media(self, media_id: str) -> bytes:
         """A temporary media file an owner sent (kept by WeChat for three days): its bytes, or WeChatAPIError."""
-        token = await self.token()
-        for attempt in (1, 2):
-            async with self.http.get(f"{self.base}/cgi-bin/media/get",
-                                     params={"access_token": token, "media_id": media_id}) as resp:
-                body = await resp.read()
-                is_json = resp.content_type in ("application/json", "text/plain")
-            if not is_json:
-                return body
-            data = json.loads(body or b"{}")  # an error comes back as JSON instead of the file
-            code = int(data.get("errcode", -1) or -1)
-            if code in TOKEN_ERRORS and attempt == 1:
-                token = await self.token(stale=token)
-                continue
-            raise WeChatAPIError(code, data.get("errmsg", "no media"))
-        raise AssertionError("unreachable")
+        return await self.call("/cgi-bin/media/get", method="GET", params={"media_id": media_id}, file=True)
 
     async def create_menu(self, menu: dict) -> None:
         await self.call("/cgi-bin/menu/create", menu)

@@ -10,8 +10,9 @@ from tests.fakes.loopback import serve
 
 
 class Running:
-    def __init__(self, app: App, channels: list):
-        self.app, self.channels = app, channels
+    def __init__(self, app: App, channels: list, fakes: tuple = ()):
+        """`fakes`: the platform fakes the channels talk to, stopped after propdesk (which may still call them)."""
+        self.app, self.channels, self.fakes = app, channels, fakes
         self.base = ""
         self._stop = asyncio.Event()
 
@@ -29,3 +30,5 @@ class Running:
             await channel.stop()
         await self.runner.cleanup()
         await self.app.close()
+        for fake in self.fakes:
+            await fake.stop()

@@ -56,15 +56,13 @@ async def running(tmp_path, sqlite_url):
         async with app.sessionmaker() as s, s.begin():
             await seed_demo(s)
             (await s.get(Staff, 1)).password_hash = hash_password("correct horse")
-        run = await Running(app, [c(app) for c in channels]).start()
-        started.append((run, fakes))
+        run = await Running(app, [c(app) for c in channels], fakes=tuple(fakes)).start()
+        started.append(run)
         return app, run
 
     yield start
-    for run, fakes in started:
+    for run in started:
         await run.stop()
-        for fake in fakes:
-            await fake.stop()
 
 
 async def test_a_wechat_photo_reaches_the_telegram_staff_group_after_wechat_dropped_it(running):

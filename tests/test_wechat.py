@@ -50,7 +50,7 @@ class Harness:
 @pytest.fixture
 async def wechat(tmp_path, db_url):
     """Harnesses over one database (SQLite and PostgreSQL): several make a second worker."""
-    harnesses = []
+    started = []
     seeded = []
 
     async def make(**overrides) -> Harness:
@@ -66,16 +66,15 @@ async def wechat(tmp_path, db_url):
                 await seed_demo(s)
             seeded.append(True)
         channel = WeChatChannel(app)
-        running = await Running(app, [channel]).start()
+        running = await Running(app, [channel], fakes=(fake,)).start()
         h = Harness(fake, app, running.base + "/wechat")
         h.channel = channel
-        harnesses.append((h, running))
+        started.append(running)
         return h
 
     yield make
-    for h, running in harnesses:
+    for running in started:
         await running.stop()
-        await h.fake.stop()
 
 
 async def test_url_verification_echoes_only_with_a_valid_signature(wechat):

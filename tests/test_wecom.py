@@ -66,15 +66,13 @@ async def wecom(tmp_path, sqlite_url):
             await seed_demo(s)
             staff = await s.get(Staff, 1)
             staff.password_hash = hash_password("correct horse")
-        running = await Running(app, [WeComChannel(app)]).start()
-        h = Harness(app, fake, running.base)
-        made.append((h, running))
-        return h
+        running = await Running(app, [WeComChannel(app)], fakes=(fake,)).start()
+        made.append(running)
+        return Harness(app, fake, running.base)
 
     yield make
-    for h, running in made:
+    for running in made:
         await running.stop()
-        await h.fake.stop()
 
 
 def test_signed_tokens_and_password_hashes():

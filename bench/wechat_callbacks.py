@@ -158,9 +158,12 @@ async def main() -> None:
                                                  stdout=asyncio.subprocess.PIPE)
 
     async def run(job: dict) -> dict:
+        cpu = time.process_time()  # this process serves; the load comes from the child
         child.stdin.write((json.dumps({"mode": args.mode, **job}) + "\n").encode())
         await child.stdin.drain()
-        return json.loads(await child.stdout.readline())
+        result = json.loads(await child.stdout.readline())
+        result["server_cpu_ms_per_request"] = round((time.process_time() - cpu) * 1000 / result["requests"], 2)
+        return result
 
     report = {}
     runner, url = await serve(echo_app())

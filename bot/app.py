@@ -55,4 +55,5 @@ class App:
         self.wake_delivery()
 
     async def close(self) -> None:
+        await self.engine.close()
         await self.db.dispose()

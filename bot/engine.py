@@ -5,15 +5,15 @@ locked for its duration, so two workers (or two quick messages) never interleave
 """
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable, Protocol
 
-from sqlalchemy import and_, bindparam, event, select, update
+from sqlalchemy import DateTime, and_, bindparam, event, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import object_session
 
 from config.settings import Settings
@@ -22,7 +22,8 @@ from handlers.context import Ctx, FlowSettings
 from handlers.i18n import LANGS, t
 from handlers.messages import Inbound, Reply
 from models import Conversation, Identity, OutboxMessage, Person
-from models.db import insert_for
+from models.db import insert_for, step_transactions
+from models.step_transactions import StepTx
 
 from .classifier import Classifier, get_classifier
 from .clock import Clock
@@ -56,7 +57,7 @@ class Sender:
 class Hooks(Protocol):
     """A channel's work inside the message's transaction (e.g. WeChat's receipt): all of it commits, or none."""
 
-    async def after(self, conn: AsyncConnection, replies: list[Reply]) -> bool:
+    async def after(self, tx: StepTx, replies: list[Reply]) -> bool:
         """Record what the message produced. False: the message is a retry of one already handled (its receipt
         is there), so the whole step is rolled back and `Engine.handle` returns None."""
 
@@ -68,7 +69,8 @@ class _Declined(Exception):
 class Engine:
     def __init__(self, sessionmaker: async_sessionmaker, settings: Settings, clock: Clock | None = None,
                  classifier: Classifier | None = None):
-        self.db = sessionmaker.kw["bind"]  # steps run on its connections; a session joins one when needed
+        # Steps run in transactions of their own kind (models.step_transactions); a session joins one when needed.
+        self.transactions = step_transactions(sessionmaker.kw["bind"], settings.sqlite_synchronous)
         # Called after a step that queued outgoing messages (the app wakes its delivery worker); a step that did
         # not, the common case, costs the worker no look at the outbox.
         self.on_queued: Callable[[], None] | None = None
@@ -76,23 +78,19 @@ class Engine:
         self.clock = clock or Clock()
         self.classifier = classifier or get_classifier(settings.rules_file)
         self.dispatch = Dispatch.from_settings(settings)
-        # SQLite has one writer at a time and waits for the lock by sleeping: queue this process's conversation
-        # steps here instead, so concurrent updates (other channels' I/O still overlaps) never busy-wait.
-        self._serial = asyncio.Lock() if settings.database_url.startswith("sqlite") else None
         self.flow_settings = FlowSettings(
             duty_phone=settings.duty_phone, office_name=settings.office_name,
             max_text_length=settings.max_text_length, hurry_cooldown_minutes=settings.hurry_cooldown_minutes,
             promise_minutes=dict(CLAIM_MINUTES))
 
-    async def _identity(self, desk: DbDesk, conn: AsyncConnection, sender: Sender,
-                        row=None) -> tuple[int, str | None]:  # noqa: ANN001
+    async def _identity(self, desk: DbDesk, tx: StepTx, sender: Sender, row=None) -> tuple[int, str | None]:  # noqa: ANN001
         """(person id, the person's language) of the sender's chat account, created on first contact. `row`: the
         identity as already read with the conversation, if it was found there."""
         if row is None or row.person_id is None:
-            row = (await conn.execute(_IDENTITY, {"channel": sender.channel, "user": sender.user_id})).first()
+            row = (await tx.execute(_IDENTITY, {"channel": sender.channel, "user": sender.user_id})).first()
         if row is not None:
             if not row.active:  # a returning follower (e.g. a WeChat owner who unfollowed)
-                await conn.execute(update(Identity).where(Identity.id == row.identity_id).values(active=True))
+                await tx.execute(_REACTIVATE, {"identity_id": row.identity_id})
             return row.person_id, row.person_lang
         session = desk.s
         person = Person(name=sender.display_name[:100], lang=_lang(sender.lang_hint), created_at=self.clock.now())
@@ -104,26 +102,21 @@ class Engine:
         await session.flush()
         return person.id, person.lang
 
-    async def _conversation(self, conn: AsyncConnection, channel: str, chat_id: str):  # noqa: ANN202
+    async def _conversation(self, tx: StepTx, channel: str, chat_id: str):  # noqa: ANN202
         """The chat's conversation row, locked for this transaction; created when new."""
         key = {"channel": channel, "chat": chat_id}
-        row = (await conn.execute(_CONVERSATION, key)).first()
+        row = (await tx.execute(_CONVERSATION, key)).first()
         if row is None:
-            insert = insert_for(conn.dialect.name)
-            await conn.execute(insert(Conversation).values(channel=channel, chat_id=chat_id, flow="menu",
-                                                           state="idle", data={}, updated_at=self.clock.now())
-                               .on_conflict_do_nothing())  # a concurrent first message may have created it
-            row = (await conn.execute(_CONVERSATION, key)).first()
+            # A concurrent first message may have created it: ON CONFLICT DO NOTHING.
+            await tx.execute(_new_conversation(tx.dialect.name), {**key, "now": self.clock.now()})
+            row = (await tx.execute(_CONVERSATION, key)).first()
         return row
 
     async def handle(self, sender: Sender, msg: Inbound, hooks: "Hooks | None" = None) -> list[Reply] | None:
         """Run one message; its replies. With hooks, None when `hooks.after` declined the message."""
         for attempt in (1, 2):
             try:
-                if self._serial is None:
-                    return await self._handle(sender, msg, hooks)
-                async with self._serial:
-                    return await self._handle(sender, msg, hooks)
+                return await self._handle(sender, msg, hooks)
             except DBAPIError as exc:
                 # Nothing was committed, so the step can run again: on a fresh connection when the database dropped
                 # the pooled one (a restart), or after a concurrent step won a race to create the same row (two
@@ -134,40 +127,33 @@ class Engine:
         raise AssertionError("unreachable")
 
     async def _handle(self, sender: Sender, msg: Inbound, hooks: "Hooks | None") -> list[Reply] | None:
-        # The hot path (who, which conversation, save it) is two Core statements on one connection; an ORM session
-        # joins its transaction only when a flow asks the desk for something.
+        # The hot path (who, which conversation, save it) is two Core statements; an ORM session joins the
+        # transaction only when a flow asks the desk for something.
         try:
-            async with self.db.begin() as conn:
-                sessions: list[AsyncSession] = []
-
-                def open_session() -> AsyncSession:
-                    sessions.append(AsyncSession(bind=conn, expire_on_commit=False))
-                    return sessions[0]
-
-                desk = DbDesk(open_session, self.classifier, self.clock, self.settings.hurry_cooldown_minutes,
+            async with self.transactions.begin() as tx:
+                desk = DbDesk(tx.session, self.classifier, self.clock, self.settings.hurry_cooldown_minutes,
                               self.dispatch, self.settings.staff_lang)
-                try:
-                    replies = await self._step(conn, desk, sender, msg, hooks)
-                    if replies is None:
-                        raise _Declined  # nothing of the step is kept
-                finally:
-                    queued = any(session.info.get(QUEUED) for session in sessions)
-                    for session in sessions:
-                        await session.close()
+                replies = await self._step(tx, desk, sender, msg, hooks)
+                if replies is None:
+                    raise _Declined  # nothing of the step is kept
+                queued = desk.session_opened and bool(desk.s.info.get(QUEUED))
         except _Declined:
             return None
         if queued and self.on_queued is not None:  # committed: the delivery worker may send it now
             self.on_queued()
         return replies
 
-    async def _step(self, conn: AsyncConnection, desk: DbDesk, sender: Sender, msg: Inbound,
+    async def close(self) -> None:
+        await self.transactions.close()
+
+    async def _step(self, tx: StepTx, desk: DbDesk, sender: Sender, msg: Inbound,
                     hooks: "Hooks | None") -> list[Reply] | None:
         # Steady state: one statement reads the conversation (locked) with the sender's identity.
-        conv = (await conn.execute(_STEP, {"channel": sender.channel, "chat": sender.chat_id,
+        conv = (await tx.execute(_STEP, {"channel": sender.channel, "chat": sender.chat_id,
                                            "user": sender.user_id})).first()
-        person_id, person_lang = await self._identity(desk, conn, sender, conv)
+        person_id, person_lang = await self._identity(desk, tx, sender, conv)
         if conv is None:
-            conv = await self._conversation(conn, sender.channel, sender.chat_id)
+            conv = await self._conversation(tx, sender.channel, sender.chat_id)
         lang = conv.lang or person_lang or _lang(sender.lang_hint) or self.settings.default_lang
         replies: list[Reply] = []
         now = self.clock.now()
@@ -181,10 +167,10 @@ class Engine:
         await router.handle(ctx, msg)
         if desk.session_opened:
             await desk.s.flush()
-        await conn.execute(_SAVE, {"k_channel": sender.channel, "k_chat": sender.chat_id, "flow": ctx.flow,
+        await tx.execute(_SAVE, {"k_channel": sender.channel, "k_chat": sender.chat_id, "flow": ctx.flow,
                                    "state": str(ctx.state), "data": ctx.data, "lang": ctx.lang,
                                    "updated_at": now})
-        if hooks is not None and not await hooks.after(conn, replies + ctx.replies):
+        if hooks is not None and not await hooks.after(tx, replies + ctx.replies):
             return None
         return replies + ctx.replies
 
@@ -210,6 +196,15 @@ _STEP = (select(*_CONVERSATION_COLUMNS, *_IDENTITY_COLUMNS)
 _SAVE = (update(_CONV).where(_CONV.c.channel == bindparam("k_channel"), _CONV.c.chat_id == bindparam("k_chat"))
          .values(flow=bindparam("flow"), state=bindparam("state"), data=bindparam("data"), lang=bindparam("lang"),
                  updated_at=bindparam("updated_at")))
+_REACTIVATE = update(_IDENT).where(_IDENT.c.id == bindparam("identity_id")).values(active=True)
+
+
+@functools.cache
+def _new_conversation(dialect_name: str):  # noqa: ANN202
+    return (insert_for(dialect_name)(_CONV)
+            .values(channel=bindparam("channel"), chat_id=bindparam("chat"), flow="menu", state="idle", data={},
+                    updated_at=bindparam("now", type_=DateTime))
+            .on_conflict_do_nothing())
 
 
 def _lang(hint: str | None) -> str | None:

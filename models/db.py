@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from . import sqlite_inloop
+from .step_transactions import CoreTransactions, SqliteTransactions, bridge_pool
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -22,26 +23,46 @@ def make_engine(url: str, sqlite_synchronous: str = "NORMAL") -> AsyncEngine:
     if sqlite_synchronous.upper() not in ("FULL", "NORMAL"):
         raise ValueError(f"sqlite_synchronous must be FULL or NORMAL, not {sqlite_synchronous!r}")
     if url.startswith("sqlite"):
-        path = make_url(url).database
-        if path and path != ":memory:" and not path.startswith("file:"):
-            # A file: its calls run on the event loop (see sqlite_inloop), waiting for a writer's lock there.
-            engine = create_async_engine(url, async_creator=sqlite_inloop.creator(path, busy_seconds=30))
-        else:
-            engine = create_async_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute(f"PRAGMA synchronous={sqlite_synchronous.upper()}")
-            cur.close()
-
-        return engine
+        return _sqlite_engine(url, sqlite_synchronous)
     # No ping before each checkout (a round trip per message, a third of the throughput): a connection that died
     # with a server restart fails at first use instead, the pool drops it, and the engine runs the message again
     # (bot.engine). Enough connections for a busy worker's concurrent messages.
     return create_async_engine(url, pool_pre_ping=False, pool_size=20, max_overflow=10, pool_recycle=1800)
+
+
+def _inloop_path(url: str) -> str | None:
+    """The file of a SQLite URL whose calls can run on the event loop (see sqlite_inloop); None for memory."""
+    path = make_url(url).database
+    return path if path and path != ":memory:" and not path.startswith("file:") else None
+
+
+def _sqlite_engine(url: str, synchronous: str, **options) -> AsyncEngine:  # noqa: ANN003
+    path = _inloop_path(url)
+    if path:  # a file: its calls run on the event loop, waiting for a writer's lock there
+        engine = create_async_engine(url, async_creator=sqlite_inloop.creator(path, busy_seconds=30), **options)
+    else:
+        engine = create_async_engine(url, connect_args={"timeout": 30}, **options)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        cur.close()
+
+    return engine
+
+
+def step_transactions(db: AsyncEngine, sqlite_synchronous: str = "NORMAL"):  # noqa: ANN201
+    """How conversation steps run their transactions on `db` (see step_transactions): on a SQLite file, on a
+    connection of their own, statement by statement on the driver."""
+    url = db.url.render_as_string(hide_password=False)
+    if db.dialect.name != "sqlite":
+        return CoreTransactions(db)
+    if _inloop_path(url) is None:
+        return CoreTransactions(db, serial=True)
+    return SqliteTransactions(_sqlite_engine(url, sqlite_synchronous, **bridge_pool()))
 
 
 def insert_for(dialect_name: str):  # noqa: ANN201

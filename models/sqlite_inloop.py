@@ -19,7 +19,7 @@ from typing import Any, Callable
 SQLITE_BUSY = 5  # the primary result code only: SQLITE_BUSY_SNAPSHOT (517) cannot be waited out
 
 
-async def _retry_busy(fn: Callable[..., Any], args: tuple, busy_seconds: float) -> Any:
+async def retry_busy(fn: Callable[..., Any], args: tuple, busy_seconds: float) -> Any:
     try:
         return fn(*args)
     except sqlite3.OperationalError as exc:
@@ -68,11 +68,11 @@ class Cursor:
         self._cursor.arraysize = value
 
     async def execute(self, sql: str, parameters: Any = ()) -> "Cursor":
-        await _retry_busy(self._cursor.execute, (sql, parameters), self._conn.busy_seconds)
+        await retry_busy(self._cursor.execute, (sql, parameters), self._conn.busy_seconds)
         return self
 
     async def executemany(self, sql: str, seq_of_parameters: Any) -> "Cursor":
-        await _retry_busy(self._cursor.executemany, (sql, seq_of_parameters), self._conn.busy_seconds)
+        await retry_busy(self._cursor.executemany, (sql, seq_of_parameters), self._conn.busy_seconds)
         return self
 
     async def fetchone(self):  # noqa: ANN201
@@ -117,7 +117,7 @@ class Connection:
 
     async def commit(self) -> None:
         # COMMIT may meet SQLITE_BUSY (readers finishing a checkpoint); the transaction stays open and can retry.
-        await _retry_busy(self._conn.commit, (), self.busy_seconds)
+        await retry_busy(self._conn.commit, (), self.busy_seconds)
 
     async def rollback(self) -> None:
         self._conn.rollback()

@@ -108,6 +108,7 @@ async def desk_engine(sqlite_url, clock):
     engine, sm, eng = await _make(sqlite_url, clock)
     eng.sm = sm
     yield eng
+    await eng.close()
     await engine.dispose()
 
 
@@ -117,6 +118,7 @@ async def any_engine(db_url, clock):
     engine, sm, eng = await _make(db_url, clock)
     eng.sm = sm
     yield eng
+    await eng.close()
     await engine.dispose()
 
 

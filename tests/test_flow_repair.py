@@ -189,4 +189,5 @@ async def test_the_delivery_worker_is_woken_only_after_a_step_that_queued_messag
     out = await c.send("楼道里好大一股煤气味")
     assert "BX-" in out  # an emergency: the ticket's card is queued for the staff group
     assert woken == [1]
+    await engine.close()
     await db.dispose()

@@ -141,4 +141,4 @@ async def test_expiry_sweep_tells_the_owner(db_url, clock):
         msg = (await s.scalars(select(OutboxMessage))).one()
     assert conv.flow == "menu" and "长时间没有回复" in msg.payload["text"] and msg.chat_id == "w-abandon"
     assert await expire_conversations(app) == 0
-    await engine.dispose()
+    await app.close()

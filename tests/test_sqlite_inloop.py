@@ -132,6 +132,7 @@ async def test_another_process_holding_the_write_lock_delays_a_step_without_bloc
         waited = time.monotonic() - began
         assert replies and waited >= 0.3  # it had to wait for the other process
         assert loop.ticks >= 15  # and the loop ran meanwhile
+        await engine.close()
         await db.dispose()
     finally:
         holder.wait(timeout=10)

@@ -92,6 +92,7 @@ async def test_conversation_state_survives_a_restart(db_url, clock):
     engine, sm, eng = await _make(db_url, clock)
     sender = Sender("web", "c1", "c1")
     await eng.handle(sender, Inbound.text_or_command("/repair"))
+    await eng.close()
     await engine.dispose()
     # A new engine (a restart, or a second worker) picks the conversation up where it was.
     engine2 = make_engine(db_url)
@@ -104,6 +105,7 @@ async def test_conversation_state_survives_a_restart(db_url, clock):
         conv = await s.get(Conversation, ("web", "c1"))
         assert (conv.flow, conv.state) == ("repair", "confirm_class")
         assert await s.scalar(select(func.count()).select_from(Conversation)) == 1
+    await eng2.close()
     await engine2.dispose()
 
 
@@ -145,5 +147,6 @@ async def test_two_first_messages_of_a_new_owner_at_once_make_one_account(any_en
         assert await s.scalar(select(func.count()).select_from(Person).where(Person.name == "新业主")) == 1
         assert await s.scalar(select(func.count()).select_from(Conversation)
                               .where(Conversation.chat_id == "new-1")) == 1
-    for e in engines:
+    for worker, e in zip(workers, engines):
+        await worker.close()
         await e.dispose()

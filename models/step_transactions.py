@@ -1,0 +1,238 @@
+"""The transaction of one conversation step: its few Core statements run with as little work per statement as the
+database allows, and an ORM session joins the same transaction only when a flow asks for one.
+
+- `CoreTransactions` (PostgreSQL, and SQLite through the stock aiosqlite driver): SQLAlchemy's AsyncConnection.
+- `SqliteTransactions` (SQLite files through the in-loop driver, the default): one connection kept for the steps,
+  which run one at a time. Each Core statement is compiled by SQLAlchemy once, and then run on the sqlite3
+  connection itself with the statement's own type conversions: SQLAlchemy's execution path costs ~150 µs a
+  statement on a 2-core machine, the sqlite3 call ~15 µs, and a step is four statements and a commit
+  (bench/wechat_callbacks.py). The transaction is BEGIN IMMEDIATE: SQLite's write lock is held from the step's
+  first read, so a step on another process's connection waits (on the event loop, see sqlite_inloop) instead of
+  reading a conversation that is about to change.
+
+Both give the step a `StepTx`: `execute(statement, params)` -> a result with `first()`, `all()`, `scalar()` and
+`rowcount`; `session()` -> the AsyncSession in the same transaction; `dialect`.
+"""
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import weakref
+from collections import namedtuple
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Callable, Protocol
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.pool import StaticPool
+
+from . import sqlite_inloop
+
+
+class StepTx(Protocol):
+    dialect: Any
+
+    async def execute(self, stmt, params=None): ...  # noqa: ANN001, ANN201, E704
+
+    def session(self) -> AsyncSession: ...  # noqa: E704
+
+
+class CoreTx:
+    def __init__(self, conn: AsyncConnection):
+        self.conn = conn
+        self.dialect = conn.dialect
+        self._session: AsyncSession | None = None
+
+    async def execute(self, stmt, params=None):  # noqa: ANN001, ANN201
+        return await self.conn.execute(stmt, params)
+
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            self._session = AsyncSession(bind=self.conn, expire_on_commit=False)
+        return self._session
+
+    async def _close_session(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+class CoreTransactions:
+    def __init__(self, db: AsyncEngine, serial: bool = False):
+        self.db = db
+        # SQLite has one writer at a time and the stock driver waits for its lock on a thread: queue this
+        # process's steps here instead.
+        self._serial = asyncio.Lock() if serial else None
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[CoreTx]:
+        if self._serial is None:
+            async with self._begin() as tx:
+                yield tx
+            return
+        async with self._serial, self._begin() as tx:
+            yield tx
+
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[CoreTx]:
+        async with self.db.begin() as conn:
+            tx = CoreTx(conn)
+            try:
+                yield tx
+            finally:
+                await tx._close_session()  # joined the connection's transaction: closing it commits nothing
+
+    async def close(self) -> None:
+        pass
+
+
+# -- SQLite, statement by statement on the driver's connection ---------------------------------------------------
+class _Unsupported(Exception):
+    """A statement this runner does not take (Python-side defaults, expanding IN lists): SQLAlchemy runs it."""
+
+
+class _Result:
+    def __init__(self, rows: list, rowcount: int):
+        self._rows, self.rowcount = rows, rowcount
+
+    def first(self):  # noqa: ANN201
+        return self._rows[0] if self._rows else None
+
+    def all(self) -> list:
+        return list(self._rows)
+
+    def scalar(self):  # noqa: ANN201
+        return self._rows[0][0] if self._rows else None
+
+
+class _Compiled:
+    """A Core statement compiled once: its SQL, where each positional parameter comes from and how it is converted,
+    and how each result column is converted back — SQLAlchemy's own conversions, taken from the statement."""
+
+    def __init__(self, stmt, dialect, keys: list[str]):  # noqa: ANN001
+        compiled = stmt.compile(dialect=dialect, column_keys=keys)  # as Connection.execute compiles it
+        if compiled.positiontup is None or compiled.insert_prefetch or compiled.update_prefetch \
+                or any(b.expanding or b.callable for b in compiled.binds.values()):
+            raise _Unsupported
+        self.sql = compiled.string
+        self.params: list[tuple[str, bool, Any, Callable | None]] = []  # (key, required, value, converter)
+        for name in compiled.positiontup:
+            bind = compiled.binds[name]
+            convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            self.params.append((bind.key, bind.required, bind.value, convert))
+        columns = list(getattr(stmt, "exported_columns", ()))
+        self.row = namedtuple("Row", [c.key for c in columns], rename=True) if columns else None
+        self.results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+
+    def bind(self, params: dict) -> list:
+        values = []
+        for key, required, value, convert in self.params:
+            if key in params:
+                value = params[key]
+            elif required:
+                raise sa_exc.InvalidRequestError(f"A value is required for bind parameter {key!r}")
+            values.append(convert(value) if convert is not None else value)
+        return values
+
+    def rows(self, raw: list[tuple]) -> list:
+        if self.row is None:
+            return raw
+        procs = self.results
+        return [self.row(*((p(v) if p else v) for p, v in zip(procs, r))) for r in raw]
+
+
+class SqliteTx:
+    def __init__(self, owner: "SqliteTransactions"):
+        self._owner = owner
+        self.dialect = owner.bridge.dialect
+        self._session: AsyncSession | None = None
+        self._conn: AsyncConnection | None = None
+
+    async def execute(self, stmt, params=None):  # noqa: ANN001, ANN201
+        many = isinstance(params, list)
+        first = (params[0] if many else params) or {}
+        try:
+            compiled = self._owner.compiled(stmt, sorted(first))
+        except _Unsupported:
+            if self._conn is None:
+                self._conn = await self._owner.bridge.connect()
+            return await self._conn.execute(stmt, params)
+        driver, cursor = self._owner.driver, self._owner.raw.cursor()
+        try:
+            if many:
+                args = [compiled.bind(p) for p in params]
+                await sqlite_inloop.retry_busy(cursor.executemany, (compiled.sql, args), driver.busy_seconds)
+            else:
+                args = compiled.bind(first)
+                await sqlite_inloop.retry_busy(cursor.execute, (compiled.sql, args), driver.busy_seconds)
+            rows = compiled.rows(cursor.fetchall()) if cursor.description else []
+            return _Result(rows, cursor.rowcount)
+        except sqlite3.Error as exc:  # as SQLAlchemy would raise it, e.g. IntegrityError
+            raise sa_exc.DBAPIError.instance(compiled.sql, args, exc, sqlite3.Error) from exc
+        finally:
+            cursor.close()
+
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            self._session = AsyncSession(bind=self._owner.bridge, expire_on_commit=False)
+        return self._session
+
+    async def _close(self) -> None:
+        # After the commit or rollback on the driver's connection, so what these roll back on close is nothing.
+        if self._session is not None:
+            await self._session.close()
+        if self._conn is not None:
+            await self._conn.close()
+
+
+class SqliteTransactions:
+    def __init__(self, bridge: AsyncEngine):
+        """`bridge`: an engine with a StaticPool over the one connection the steps use (see models.db)."""
+        self.bridge = bridge
+        self.driver: sqlite_inloop.Connection | None = None
+        self.raw: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def compiled(self, stmt, keys: list[str]) -> _Compiled:  # noqa: ANN001
+        by_keys = self._compiled.setdefault(stmt, {})
+        key = tuple(keys)
+        if key not in by_keys:
+            try:
+                by_keys[key] = _Compiled(stmt, self.bridge.dialect, keys)
+            except _Unsupported:
+                by_keys[key] = None
+        if by_keys[key] is None:
+            raise _Unsupported
+        return by_keys[key]
+
+    async def _connect(self) -> None:
+        async with self.bridge.connect() as conn:  # the pool keeps it: StaticPool, no reset on return
+            self.driver = (await conn.get_raw_connection()).driver_connection
+        self.raw = self.driver._conn  # noqa: SLF001 - the sqlite3 connection under the in-loop driver
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[SqliteTx]:
+        async with self._lock:
+            if self.raw is None:
+                await self._connect()
+            raw, busy = self.raw, self.driver.busy_seconds
+            await sqlite_inloop.retry_busy(raw.execute, ("BEGIN IMMEDIATE",), busy)
+            tx = SqliteTx(self)
+            try:
+                yield tx
+                await sqlite_inloop.retry_busy(raw.commit, (), busy)
+            except BaseException:
+                raw.rollback()
+                raise
+            finally:
+                await tx._close()
+
+    async def close(self) -> None:
+        await self.bridge.dispose()
+        self.raw = self.driver = None
+
+
+def bridge_pool() -> dict:
+    """The engine options for `SqliteTransactions.bridge`: one connection, never rolled back by the pool (the steps
+    commit or roll back on it themselves)."""
+    return {"poolclass": StaticPool, "pool_reset_on_return": None}

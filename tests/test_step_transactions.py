@@ -1,0 +1,110 @@
+"""A step's transaction on SQLite: Core statements run on the driver's connection with SQLAlchemy's own type
+conversions, SQLAlchemy's errors, one transaction with the ORM session, and SQLite's write lock from the start."""
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from datetime import datetime
+
+import pytest
+from sqlalchemy import bindparam, insert, select, text
+from sqlalchemy.exc import IntegrityError
+
+from models import Conversation, Identity, OutboxMessage, Person
+from models.db import make_engine, step_transactions
+from models.step_transactions import SqliteTransactions
+
+CONV, IDENT = Conversation.__table__, Identity.__table__
+READ = select(CONV.c.data, CONV.c.updated_at, CONV.c.lang).where(CONV.c.chat_id == bindparam("chat"))
+WRITE = insert(CONV).values(channel="t", chat_id=bindparam("chat"), flow="menu", state="idle",
+                            data=bindparam("data"), updated_at=bindparam("at"))
+
+
+@pytest.fixture
+async def dbs(tmp_path, sqlite_template):
+    """(the step transactions, a plain engine on the same file to look with)"""
+    path = tmp_path / "propdesk.db"
+    shutil.copy(sqlite_template, path)
+    engine = make_engine(f"sqlite+aiosqlite:///{path}")
+    steps = step_transactions(engine)
+    assert isinstance(steps, SqliteTransactions)
+    yield steps, engine
+    await steps.close()
+    await engine.dispose()
+
+
+async def test_values_go_in_and_come_out_as_sqlalchemy_converts_them(dbs):
+    steps, engine = dbs
+    at = datetime(2026, 11, 25, 8, 30, 15, 123456)
+    async with steps.begin() as tx:
+        result = await tx.execute(WRITE, {"chat": "c1", "data": {"楼栋": "3", "n": [1, 2]}, "at": at})
+        assert result.rowcount == 1
+        row = (await tx.execute(READ, {"chat": "c1"})).first()
+    assert (row.data, row.updated_at, row.lang) == ({"楼栋": "3", "n": [1, 2]}, at, None)
+    async with engine.connect() as conn:  # what SQLAlchemy itself reads back
+        assert (await conn.execute(READ, {"chat": "c1"})).first() == (row.data, at, None)
+    async with steps.begin() as tx:  # a boolean column comes back as a bool
+        person = (await tx.execute(insert(Person.__table__).values(name="p", created_at=at)
+                                   .returning(Person.__table__.c.id), {})).scalar()
+        await tx.execute(insert(IDENT).values(channel="t", external_id="e", chat_id="e", person_id=person,
+                                              display_name="", active=False, created_at=at), {})
+        assert (await tx.execute(select(IDENT.c.active), {})).first().active is False
+
+
+async def test_a_constraint_error_is_sqlalchemys_and_the_step_leaves_nothing(dbs):
+    steps, engine = dbs
+    at = datetime(2026, 11, 25, 8, 0)
+    with pytest.raises(IntegrityError):
+        async with steps.begin() as tx:
+            session = tx.session()  # the ORM's writes are in the same transaction
+            session.add(Person(name="orm", created_at=at))
+            await session.flush()
+            await tx.execute(WRITE, {"chat": "dup", "data": {}, "at": at})
+            await tx.execute(WRITE, {"chat": "dup", "data": {}, "at": at})
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM conversations"))).scalar() == 0
+        assert (await conn.execute(text("SELECT count(*) FROM people WHERE name = 'orm'"))).scalar() == 0
+    async with steps.begin() as tx:  # the connection is fine afterwards
+        await tx.execute(WRITE, {"chat": "dup", "data": {}, "at": at})
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM conversations"))).scalar() == 1
+
+
+async def test_statements_with_python_side_defaults_run_through_sqlalchemy_in_the_same_transaction(dbs):
+    steps, engine = dbs
+    outbox = insert(OutboxMessage.__table__)  # created_at's default is a Python function
+    with pytest.raises(RuntimeError):
+        async with steps.begin() as tx:
+            await tx.execute(outbox, {"channel": "t", "chat_id": "c", "payload": {"text": "一"}})
+            raise RuntimeError("the flow failed")
+    async with steps.begin() as tx:
+        await tx.execute(outbox, [{"channel": "t", "chat_id": "c", "payload": {"text": "二"}},
+                                  {"channel": "t", "chat_id": "c", "payload": {"text": "三"}}])
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(OutboxMessage.__table__.c.payload, OutboxMessage.__table__.c.created_at)
+                                   .order_by(OutboxMessage.__table__.c.id))).all()
+    assert [r.payload["text"] for r in rows] == ["二", "三"] and all(r.created_at for r in rows)
+
+
+async def test_a_step_holds_the_write_lock_from_its_first_read(dbs):
+    """Another worker's write waits until the step has committed, so nobody changes what the step read."""
+    steps, engine = dbs
+    other = make_engine(str(engine.url))
+    at = datetime(2026, 11, 25, 8, 0)
+    wrote: list[float] = []
+
+    async def other_worker() -> None:
+        await asyncio.sleep(0.05)
+        async with other.begin() as conn:
+            await conn.execute(WRITE, {"chat": "other", "data": {}, "at": at})
+        wrote.append(time.monotonic())
+
+    writer = asyncio.create_task(other_worker())
+    async with steps.begin() as tx:
+        await tx.execute(READ, {"chat": "other"})
+        await asyncio.sleep(0.3)
+        committed = time.monotonic()
+    await writer
+    assert wrote[0] >= committed
+    await other.dispose()

@@ -25,10 +25,16 @@ def _typed_choice(ctx: Ctx, msg: Inbound) -> Inbound:
     text = clean_text(msg.text).lower()
     if text.isdigit() and 1 <= int(text) <= len(offered):
         return Inbound(kind="choice", choice=offered[int(text) - 1][0], text=msg.text)
+    words = _words(text)
     for cid, lbl in offered:
-        if text and text in (lbl.lower(), cid.lower()):
+        if words and words in (_words(lbl), cid.lower()):
             return Inbound(kind="choice", choice=cid, text=msg.text)
     return msg
+
+
+def _words(text: str) -> str:
+    """An option's words as an owner types them: "📋 我的工单" -> "我的工单", "Yes, submit!" -> "yessubmit"."""
+    return "".join(ch for ch in clean_text(text).lower() if ch.isalnum())
 
 
 async def handle(ctx: Ctx, msg: Inbound) -> None:

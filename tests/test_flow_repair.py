@@ -145,6 +145,16 @@ async def test_typed_digit_answers_choices(chat, desk_engine):
     assert "描述" in out
 
 
+async def test_typed_option_words_answer_choices_without_their_emoji(chat):
+    c = chat()
+    await c.send("/start")
+    out = await c.send("我的工单")  # the menu shows "📋 我的工单"; a WeChat owner types the words
+    assert "还没有工单" in out
+    await c.send("/start")
+    out = await c.send(" 报修 ")
+    assert "描述" in out
+
+
 async def test_abandoned_flow_expires(chat, desk_engine, clock):
     c = chat()
     await c.send("/repair")

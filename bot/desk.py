@@ -6,7 +6,7 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Callable
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -32,11 +32,15 @@ def owner(person_id: int) -> str:
 
 class DbDesk:
     def __init__(self, session: AsyncSession | Callable[[], AsyncSession], classifier: Classifier, clock: Clock,
-                 hurry_cooldown_minutes: int = 30, dispatch: Dispatch = NO_DISPATCH, staff_lang: str = "zh"):
+                 hurry_cooldown_minutes: int = 30, dispatch: Dispatch = NO_DISPATCH, staff_lang: str = "zh",
+                 execute: Callable | None = None):
         """`session`: the ORM session, or a function that opens one when a flow first needs it (most
-        conversation steps never do, and a session costs more than the step's own statements)."""
+        conversation steps never do, and a session costs more than the step's own statements). `execute`: how
+        the read-only views' Core statements run in the same transaction (a conversation step's, see
+        models.step_transactions); the session's by default."""
         self._session = session if isinstance(session, AsyncSession) else None
         self._open_session = session if self._session is None else None
+        self._execute = execute
         self.classifier = classifier
         self.clock = clock
         self.dispatch = dispatch
@@ -57,6 +61,13 @@ class DbDesk:
     def tickets(self) -> TicketService:
         return TicketService(self.s, self.clock, self.dispatch)
 
+    async def _rows(self, stmt, params: dict) -> list:  # noqa: ANN001
+        if self._execute is None:
+            return (await self.s.execute(stmt, params)).all()
+        if self.session_opened:
+            await self.s.flush()  # what the flow wrote through the ORM is read back too
+        return (await self._execute(stmt, params)).all()
+
     def classify(self, text: str) -> dict:
         return self.classifier.classify(text).as_dict()
 
@@ -72,11 +83,9 @@ class DbDesk:
         return (estate.id if estate else None), place["name"]
 
     async def bound_units(self, person_id: int) -> list[UnitView]:
-        rows = (await self.s.scalars(
-            select(Unit).join(Binding, Binding.unit_id == Unit.id)
-            .where(Binding.person_id == person_id, Binding.status == "active")
-            .options(selectinload(Unit.building).selectinload(Building.estate)).order_by(Unit.id))).unique().all()
-        return [UnitView(u.id, u.label, u.building.estate_id, u.building.estate.name) for u in rows]
+        rows = await self._rows(_BOUND_UNITS, {"person": person_id})
+        return [UnitView(r.id, Unit.make_label(r.building, r.entrance, r.room), r.estate_id, r.estate)
+                for r in rows]
 
     async def pending_bindings(self, person_id: int) -> list[str]:
         rows = (await self.s.scalars(select(Binding).where(Binding.person_id == person_id,
@@ -149,11 +158,12 @@ class DbDesk:
                                    .options(selectinload(Ticket.events)))
 
     async def _view(self, tk: Ticket, with_timeline: bool = False) -> TicketView:
-        location = tk.location_text
+        unit = None
         if tk.unit_id:
             unit = await self.s.scalar(select(Unit).where(Unit.id == tk.unit_id)
                                        .options(selectinload(Unit.building)))
-            location = unit.label + (f" {location}" if location else "")
+        location = _location(unit.building.name, unit.entrance, unit.room, tk.location_text) if unit \
+            else tk.location_text
         timeline = []
         if with_timeline:
             timeline = [(e.at, e.action, e.note if e.action in ("reject", "hold", "comment", "resolve", "reopen")
@@ -172,13 +182,12 @@ class DbDesk:
         return await self._view(tk)
 
     async def my_tickets(self, person_id: int) -> list[TicketView]:
-        units = [u.id for u in await self.bound_units(person_id)]
-        cond = Ticket.reporter_id == person_id
-        if units:
-            cond = or_(cond, Ticket.unit_id.in_(units))
-        rows = (await self.s.scalars(select(Ticket).where(cond).order_by(Ticket.id.desc()).limit(30))).all()
-        rows = sorted(rows, key=lambda tk: (tk.status not in OPEN, -tk.id))[:10]
-        return [await self._view(tk) for tk in rows]
+        """The person's latest tickets and those of the units they are bound to, open ones first."""
+        rows = await self._rows(_MY_TICKETS, {"person": person_id})
+        rows = sorted(rows, key=lambda r: (r.status not in OPEN, -r.id))[:10]
+        return [TicketView(r.id, r.number, r.kind, r.category, r.urgency, r.status, r.description,
+                           _location(r.building, r.entrance, r.room, r.location_text), r.created_at, r.rating,
+                           [], CLAIM_MINUTES.get(r.urgency, 240)) for r in rows]
 
     async def ticket(self, person_id: int, number: str) -> TicketView | None:
         tk = await self._mine(person_id, number)
@@ -265,6 +274,28 @@ class DbDesk:
                                      .order_by(Payment.paid_at.desc()))).all()
         payments = [PaymentView(units[b.unit_id], b.item, b.period, _money(p.amount), p.paid_at) for p, b in pays]
         return bills, payments
+
+
+def _location(building: str | None, entrance: str | None, room: str | None, text: str) -> str:
+    """Where a ticket is: its unit's label, then what the owner wrote."""
+    if building is None:
+        return text
+    label = Unit.make_label(building, entrance, room)
+    return f"{label} {text}" if text else label
+
+
+# The read-only views, as Core statements (a conversation step runs them on the driver: see DbDesk._rows).
+_MY_UNIT_IDS = select(Binding.unit_id).where(Binding.person_id == bindparam("person"), Binding.status == "active")
+_BOUND_UNITS = (select(Unit.id, Building.name.label("building"), Unit.entrance, Unit.room, Building.estate_id,
+                       Estate.name.label("estate"))
+                .join(Building, Building.id == Unit.building_id).join(Estate, Estate.id == Building.estate_id)
+                .where(Unit.id.in_(_MY_UNIT_IDS)).order_by(Unit.id))
+_MY_TICKETS = (select(Ticket.id, Ticket.number, Ticket.kind, Ticket.category, Ticket.urgency, Ticket.status,
+                      Ticket.description, Ticket.location_text, Ticket.created_at, Ticket.rating,
+                      Building.name.label("building"), Unit.entrance, Unit.room)
+               .outerjoin(Unit, Unit.id == Ticket.unit_id).outerjoin(Building, Building.id == Unit.building_id)
+               .where(or_(Ticket.reporter_id == bindparam("person"), Ticket.unit_id.in_(_MY_UNIT_IDS)))
+               .order_by(Ticket.id.desc()).limit(30))
 
 
 def _money(value: Decimal) -> str:

@@ -132,7 +132,7 @@ class Engine:
         try:
             async with self.transactions.begin() as tx:
                 desk = DbDesk(tx.session, self.classifier, self.clock, self.settings.hurry_cooldown_minutes,
-                              self.dispatch, self.settings.staff_lang)
+                              self.dispatch, self.settings.staff_lang, execute=tx.execute)
                 replies = await self._step(tx, desk, sender, msg, hooks)
                 if replies is None:
                     raise _Declined  # nothing of the step is kept

@@ -1,6 +1,8 @@
 """One entry point for every inbound message: global commands first, then the current flow's step."""
 from __future__ import annotations
 
+import re
+
 from . import bind, complaint, fees, menu, repair, tickets
 from .common import choice_of, clean_text, show_menu
 from .context import Ctx
@@ -34,7 +36,10 @@ def _typed_choice(ctx: Ctx, msg: Inbound) -> Inbound:
 
 def _words(text: str) -> str:
     """An option's words as an owner types them: "📋 我的工单" -> "我的工单", "Yes, submit!" -> "yessubmit"."""
-    return "".join(ch for ch in clean_text(text).lower() if ch.isalnum())
+    return _NOT_WORDS.sub("", clean_text(text).lower())
+
+
+_NOT_WORDS = re.compile(r"[\W_]+")
 
 
 async def handle(ctx: Ctx, msg: Inbound) -> None:

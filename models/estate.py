@@ -40,7 +40,11 @@ class Unit(Base):
 
     @property
     def label(self) -> str:
-        return f"{self.building.name}-{self.entrance}-{self.room}"
+        return self.make_label(self.building.name, self.entrance, self.room)
+
+    @staticmethod
+    def make_label(building: str, entrance: str, room: str) -> str:
+        return f"{building}-{entrance}-{room}"
 
 
 class Person(Base):

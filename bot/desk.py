@@ -41,6 +41,7 @@ class DbDesk:
         self._session = session if isinstance(session, AsyncSession) else None
         self._open_session = session if self._session is None else None
         self._execute = execute
+        self._classified: dict[str, dict] = {}
         self.classifier = classifier
         self.clock = clock
         self.dispatch = dispatch
@@ -69,7 +70,10 @@ class DbDesk:
         return (await self._execute(stmt, params)).all()
 
     def classify(self, text: str) -> dict:
-        return self.classifier.classify(text).as_dict()
+        # Kept for the step: free text at the menu is classified to pick a flow, which classifies it again.
+        if text not in self._classified:
+            self._classified[text] = self.classifier.classify(text).as_dict()
+        return dict(self._classified[text])
 
     async def estates(self) -> list[EstateView]:
         rows = (await self.s.scalars(select(Estate).order_by(Estate.id))).all()

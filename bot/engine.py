@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable, Protocol
 
-from sqlalchemy import DateTime, and_, bindparam, event, select, update
+from sqlalchemy import DateTime, String, and_, bindparam, event, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import object_session
@@ -83,7 +83,7 @@ class Engine:
             max_text_length=settings.max_text_length, hurry_cooldown_minutes=settings.hurry_cooldown_minutes,
             promise_minutes=dict(CLAIM_MINUTES))
 
-    async def _identity(self, desk: DbDesk, tx: StepTx, sender: Sender, row=None) -> tuple[int, str | None]:  # noqa: ANN001
+    async def _identity(self, tx: StepTx, sender: Sender, row=None) -> tuple[int, str | None]:  # noqa: ANN001
         """(person id, the person's language) of the sender's chat account, created on first contact. `row`: the
         identity as already read with the conversation, if it was found there."""
         if row is None or row.person_id is None:
@@ -92,15 +92,13 @@ class Engine:
             if not row.active:  # a returning follower (e.g. a WeChat owner who unfollowed)
                 await tx.execute(_REACTIVATE, {"identity_id": row.identity_id})
             return row.person_id, row.person_lang
-        session = desk.s
-        person = Person(name=sender.display_name[:100], lang=_lang(sender.lang_hint), created_at=self.clock.now())
-        session.add(person)
-        await session.flush()
-        session.add(Identity(channel=sender.channel, external_id=sender.user_id, chat_id=sender.chat_id,
-                             person_id=person.id, display_name=sender.display_name[:100],
-                             created_at=self.clock.now()))
-        await session.flush()
-        return person.id, person.lang
+        lang = _lang(sender.lang_hint)
+        person_id = (await tx.execute(_NEW_PERSON, {"name": sender.display_name[:100], "lang": lang,
+                                                    "now": self.clock.now()})).scalar()
+        await tx.execute(_NEW_IDENTITY, {"channel": sender.channel, "user": sender.user_id, "chat": sender.chat_id,
+                                         "person": person_id, "name": sender.display_name[:100],
+                                         "now": self.clock.now()})
+        return person_id, lang
 
     async def _conversation(self, tx: StepTx, channel: str, chat_id: str):  # noqa: ANN202
         """The chat's conversation row, locked for this transaction; created when new."""
@@ -151,7 +149,7 @@ class Engine:
         # Steady state: one statement reads the conversation (locked) with the sender's identity.
         conv = (await tx.execute(_STEP, {"channel": sender.channel, "chat": sender.chat_id,
                                            "user": sender.user_id})).first()
-        person_id, person_lang = await self._identity(desk, tx, sender, conv)
+        person_id, person_lang = await self._identity(tx, sender, conv)
         if conv is None:
             conv = await self._conversation(tx, sender.channel, sender.chat_id)
         lang = conv.lang or person_lang or _lang(sender.lang_hint) or self.settings.default_lang
@@ -196,6 +194,12 @@ _STEP = (select(*_CONVERSATION_COLUMNS, *_IDENTITY_COLUMNS)
 _SAVE = (update(_CONV).where(_CONV.c.channel == bindparam("k_channel"), _CONV.c.chat_id == bindparam("k_chat"))
          .values(flow=bindparam("flow"), state=bindparam("state"), data=bindparam("data"), lang=bindparam("lang"),
                  updated_at=bindparam("updated_at")))
+_NEW_PERSON = (insert(_PEOPLE).values(name=bindparam("name"), lang=bindparam("lang", type_=String),
+                                      created_at=bindparam("now", type_=DateTime)).returning(_PEOPLE.c.id))
+_NEW_IDENTITY = insert(_IDENT).values(channel=bindparam("channel"), external_id=bindparam("user"),
+                                      chat_id=bindparam("chat"), person_id=bindparam("person"),
+                                      display_name=bindparam("name"), active=True,
+                                      created_at=bindparam("now", type_=DateTime))
 _REACTIVATE = update(_IDENT).where(_IDENT.c.id == bindparam("identity_id")).values(active=True)
 
 

@@ -8,7 +8,7 @@ database allows, and an ORM session joins the same transaction only when a flow 
   statement on a 2-core machine, the sqlite3 call ~15 µs, and a step is four statements and a commit
   (bench/wechat_callbacks.py). The transaction is BEGIN IMMEDIATE: SQLite's write lock is held from the step's
   first read, so a step on another process's connection waits (on the event loop, see sqlite_inloop) instead of
-  reading a conversation that is about to change.
+  reading a conversation that is about to change. Its write-ahead log is checkpointed on a thread.
 
 Both give the step a `StepTx`: `execute(statement, params)` -> a result with `first()`, `all()`, `scalar()` and
 `rowcount`; `session()` -> the AsyncSession in the same transaction; `dialect`.
@@ -188,6 +188,7 @@ class SqliteTransactions:
     def __init__(self, bridge: AsyncEngine):
         """`bridge`: an engine with a StaticPool over the one connection the steps use (see models.db)."""
         self.bridge = bridge
+        self.checkpointer = sqlite_inloop.WalCheckpointer(bridge.url.database)
         self.driver: sqlite_inloop.Connection | None = None
         self.raw: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
@@ -209,6 +210,7 @@ class SqliteTransactions:
         async with self.bridge.connect() as conn:  # the pool keeps it: StaticPool, no reset on return
             self.driver = (await conn.get_raw_connection()).driver_connection
         self.raw = self.driver._conn  # noqa: SLF001 - the sqlite3 connection under the in-loop driver
+        self.raw.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's thread does it
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[SqliteTx]:
@@ -221,6 +223,7 @@ class SqliteTransactions:
             try:
                 yield tx
                 await sqlite_inloop.retry_busy(raw.commit, (), busy)
+                self.checkpointer.committed()
             except BaseException:
                 raw.rollback()
                 raise
@@ -228,6 +231,7 @@ class SqliteTransactions:
                 await tx._close()
 
     async def close(self) -> None:
+        await self.checkpointer.close()
         await self.bridge.dispose()
         self.raw = self.driver = None
 

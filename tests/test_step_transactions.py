@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
+import threading
 import time
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import bindparam, insert, select, text
@@ -108,3 +111,33 @@ async def test_a_step_holds_the_write_lock_from_its_first_read(dbs):
     await writer
     assert wrote[0] >= committed
     await other.dispose()
+
+
+async def test_the_log_reaches_the_database_file_through_a_checkpoint_on_a_worker_thread(dbs, tmp_path):
+    """The steps' connection never checkpoints in its commits (that is an fsync on the event loop); every so
+    many commits a thread does it."""
+    steps, engine = dbs
+    steps.checkpointer.every = 20
+    threads: list[threading.Thread] = []
+    real = steps.checkpointer.checkpoint
+
+    def spy():  # noqa: ANN202
+        threads.append(threading.current_thread())
+        return real()
+
+    steps.checkpointer.checkpoint = spy
+    at = datetime(2026, 11, 25, 8, 0)
+    for i in range(25):
+        async with steps.begin() as tx:
+            await tx.execute(WRITE, {"chat": f"c{i}", "data": {}, "at": at})
+    assert steps.raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    await steps.checkpointer.close()  # waits for the one under way
+    assert threads and threading.main_thread() not in threads
+    main_file = Path(str(engine.url.database))
+    alone = tmp_path / "main-file-only.db"  # the database file without its log: what was checkpointed
+    shutil.copy(main_file, alone)
+    conn = sqlite3.connect(alone)
+    try:
+        assert conn.execute("SELECT count(*) FROM conversations").fetchone()[0] >= 20
+    finally:
+        conn.close()

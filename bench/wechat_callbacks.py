@@ -71,6 +71,16 @@ async def propdesk(workdir: Path, database_url: str | None):  # noqa: ANN201
 
 
 # -- the child process: WeChat's side --------------------------------------------------------------------------
+_fake: list[wx.FakeWeChat] = []
+
+
+def _wechat() -> wx.FakeWeChat:
+    """One WeChat for the whole run, so that message ids never repeat between runs (a repeat is a retry)."""
+    if not _fake:
+        _fake.append(wx.FakeWeChat())
+    return _fake[0]
+
+
 async def post(http: aiohttp.ClientSession, fake: wx.FakeWeChat, url: str, openid: str, n: int, mode: str) -> float:
     query, body = fake.signed_request(fake.text(openid, SCRIPT[n % len(SCRIPT)]), mode)
     start = time.perf_counter()
@@ -88,7 +98,7 @@ def summary(latencies: list[float], elapsed: float) -> dict:
 
 
 async def open_loop(url: str, rate: float, seconds: float, owners: int, mode: str, tag: str) -> dict:
-    fake = wx.FakeWeChat()
+    fake = _wechat()
     latencies: list[float] = []
     counts = [0] * owners
     locks = [asyncio.Lock() for _ in range(owners)]  # one owner's messages one after another, as on a phone
@@ -115,7 +125,7 @@ async def open_loop(url: str, rate: float, seconds: float, owners: int, mode: st
 
 
 async def closed_loop(url: str, total: int, owners: int, mode: str, tag: str) -> dict:
-    fake = wx.FakeWeChat()
+    fake = _wechat()
     latencies: list[float] = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         async def owner(k: int) -> None:

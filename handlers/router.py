@@ -1,6 +1,7 @@
 """One entry point for every inbound message: global commands first, then the current flow's step."""
 from __future__ import annotations
 
+import functools
 import re
 
 from . import bind, complaint, fees, menu, repair, tickets
@@ -34,6 +35,7 @@ def _typed_choice(ctx: Ctx, msg: Inbound) -> Inbound:
     return msg
 
 
+@functools.lru_cache(maxsize=4096)  # the same few option labels, step after step
 def _words(text: str) -> str:
     """An option's words as an owner types them: "📋 我的工单" -> "我的工单", "Yes, submit!" -> "yessubmit"."""
     return _NOT_WORDS.sub("", clean_text(text).lower())

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import weakref
 from collections import namedtuple
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable, Protocol
@@ -121,7 +120,8 @@ class _Compiled:
             self.params.append((bind.key, bind.required, bind.value, convert))
         columns = list(getattr(stmt, "exported_columns", ()))
         self.row = namedtuple("Row", [c.key for c in columns], rename=True) if columns else None
-        self.results = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+        self.results = [(i, p) for i, p in ((i, c.type.dialect_impl(dialect).result_processor(dialect, None))
+                                            for i, c in enumerate(columns)) if p is not None]
 
     def bind(self, params: dict) -> list:
         values = []
@@ -136,8 +136,13 @@ class _Compiled:
     def rows(self, raw: list[tuple]) -> list:
         if self.row is None:
             return raw
-        procs = self.results
-        return [self.row(*((p(v) if p else v) for p, v in zip(procs, r))) for r in raw]
+        rows = []
+        for values in raw:
+            values = list(values)
+            for i, convert in self.results:
+                values[i] = convert(values[i])
+            rows.append(self.row._make(values))
+        return rows
 
 
 class SqliteTx:
@@ -150,26 +155,24 @@ class SqliteTx:
     async def execute(self, stmt, params=None):  # noqa: ANN001, ANN201
         many = isinstance(params, list)
         first = (params[0] if many else params) or {}
-        try:
-            compiled = self._owner.compiled(stmt, sorted(first))
-        except _Unsupported:
+        compiled = self._owner.compiled(stmt, first)
+        if compiled is None:  # not one this runner takes: SQLAlchemy runs it, on the same connection
             if self._conn is None:
                 self._conn = await self._owner.bridge.connect()
             return await self._conn.execute(stmt, params)
-        driver, cursor = self._owner.driver, self._owner.raw.cursor()
+        args = [compiled.bind(p) for p in params] if many else compiled.bind(first)
+        run = self._owner.raw.executemany if many else self._owner.raw.execute
         try:
-            if many:
-                args = [compiled.bind(p) for p in params]
-                await sqlite_inloop.retry_busy(cursor.executemany, (compiled.sql, args), driver.busy_seconds)
-            else:
-                args = compiled.bind(first)
-                await sqlite_inloop.retry_busy(cursor.execute, (compiled.sql, args), driver.busy_seconds)
+            try:
+                cursor = run(compiled.sql, args)
+            except sqlite3.OperationalError as exc:  # another process's writer: wait for it on the loop
+                if exc.sqlite_errorcode != sqlite_inloop.SQLITE_BUSY:
+                    raise
+                cursor = await sqlite_inloop.retry_busy(run, (compiled.sql, args), self._owner.driver.busy_seconds)
             rows = compiled.rows(cursor.fetchall()) if cursor.description else []
-            return _Result(rows, cursor.rowcount)
         except sqlite3.Error as exc:  # as SQLAlchemy would raise it, e.g. IntegrityError
             raise sa_exc.DBAPIError.instance(compiled.sql, args, exc, sqlite3.Error) from exc
-        finally:
-            cursor.close()
+        return _Result(rows, cursor.rowcount)
 
     def session(self) -> AsyncSession:
         if self._session is None:
@@ -192,19 +195,22 @@ class SqliteTransactions:
         self.driver: sqlite_inloop.Connection | None = None
         self.raw: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
-        self._compiled: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._compiled: dict[tuple, _Compiled | None] = {}
 
-    def compiled(self, stmt, keys: list[str]) -> _Compiled:  # noqa: ANN001
-        by_keys = self._compiled.setdefault(stmt, {})
-        key = tuple(keys)
-        if key not in by_keys:
-            try:
-                by_keys[key] = _Compiled(stmt, self.bridge.dialect, keys)
-            except _Unsupported:
-                by_keys[key] = None
-        if by_keys[key] is None:
-            raise _Unsupported
-        return by_keys[key]
+    def compiled(self, stmt, params: dict) -> _Compiled | None:  # noqa: ANN001
+        """The statement compiled for these parameter names, or None when this runner does not take it."""
+        key = (stmt, tuple(params))
+        try:
+            return self._compiled[key]
+        except KeyError:
+            pass
+        if len(self._compiled) >= 1000:  # statements built per call (not the hot path's) would pile up
+            self._compiled.clear()
+        try:
+            self._compiled[key] = _Compiled(stmt, self.bridge.dialect, sorted(params))
+        except _Unsupported:
+            self._compiled[key] = None
+        return self._compiled[key]
 
     async def _connect(self) -> None:
         async with self.bridge.connect() as conn:  # the pool keeps it: StaticPool, no reset on return

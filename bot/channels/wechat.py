@@ -106,6 +106,25 @@ def receipt_key(msg) -> str:  # noqa: ANN001
     return f"{CHANNEL}:{msg.source}:{msg.time}:{getattr(msg, 'event', '') or msg.type}"
 
 
+async def _done_within(task: asyncio.Task, seconds: float) -> bool:
+    """Wait up to `seconds` for the task, which goes on either way (asyncio.wait, without its sets and loops)."""
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    timer = loop.call_later(seconds, wake)
+    task.add_done_callback(wake)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        task.remove_done_callback(wake)
+    return task.done()
+
+
 class _Receipt:
     """The message's receipt and reply window, written at the end of the conversation step, in its transaction."""
 
@@ -219,8 +238,7 @@ class WeChatChannel:
             # Fetched now, while WeChat still has it (temporary media last three days), for the staff side.
             self._background(self.app.media.fetch(inbound.photo_ref))
         task = asyncio.create_task(self.app.engine.handle(Sender(CHANNEL, openid, openid), inbound, hooks))
-        done, _ = await asyncio.wait({task}, timeout=self.reply_within)
-        if task not in done:
+        if not await _done_within(task, self.reply_within):
             self._pending.add(task)
             task.add_done_callback(lambda t: self._later(t, hooks))
             return ""

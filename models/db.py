@@ -9,9 +9,10 @@ from alembic.config import Config
 from sqlalchemy import event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import StaticPool
 
 from . import sqlite_inloop
-from .step_transactions import CoreTransactions, SqliteTransactions, bridge_pool
+from .step_transactions import CoreTransactions, SqliteTransactions
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -36,12 +37,18 @@ def _inloop_path(url: str) -> str | None:
     return path if path and path != ":memory:" and not path.startswith("file:") else None
 
 
-def _sqlite_engine(url: str, synchronous: str, **options) -> AsyncEngine:  # noqa: ANN003
+def _sqlite_engine(url: str, synchronous: str, steps: bool = False) -> AsyncEngine:
+    """`steps`: the conversation steps' own engine, one connection whose transactions they manage themselves (never
+    rolled back by the pool, commits and rollbacks from SQLAlchemy ignored: see models.step_transactions)."""
     path = _inloop_path(url)
-    if path:  # a file: its calls run on the event loop, waiting for a writer's lock there
-        engine = create_async_engine(url, async_creator=sqlite_inloop.creator(path, busy_seconds=30), **options)
+    if steps:
+        engine = create_async_engine(url, async_creator=sqlite_inloop.creator(
+            path, busy_seconds=30, connection=sqlite_inloop.StepConnection), poolclass=StaticPool,
+            pool_reset_on_return=None)
+    elif path:  # a file: its calls run on the event loop, waiting for a writer's lock there
+        engine = create_async_engine(url, async_creator=sqlite_inloop.creator(path, busy_seconds=30))
     else:
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **options)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
 
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
@@ -62,7 +69,7 @@ def step_transactions(db: AsyncEngine, sqlite_synchronous: str = "NORMAL"):  # n
         return CoreTransactions(db)
     if _inloop_path(url) is None:
         return CoreTransactions(db, serial=True)
-    return SqliteTransactions(_sqlite_engine(url, sqlite_synchronous, **bridge_pool()))
+    return SqliteTransactions(_sqlite_engine(url, sqlite_synchronous, steps=True))
 
 
 def insert_for(dialect_name: str):  # noqa: ANN201

@@ -135,13 +135,26 @@ class Connection:
         self._conn.create_function(*args, **kwargs)
 
 
-def creator(path: str, busy_seconds: float = 30.0) -> Callable[[], Any]:
+class StepConnection(Connection):
+    """The conversation steps' connection: they begin, commit and roll back its transactions on the sqlite3
+    connection themselves (models.step_transactions), several steps to one transaction. What SQLAlchemy asks of the
+    driver when an ORM session ends — commit, or roll back on close — must not touch a transaction other steps
+    share, so it does nothing here."""
+
+    async def commit(self) -> None:
+        pass
+
+    async def rollback(self) -> None:
+        pass
+
+
+def creator(path: str, busy_seconds: float = 30.0, connection: type[Connection] = Connection) -> Callable[[], Any]:
     """An `async_creator` for `create_async_engine`: connections to the SQLite file at `path`."""
 
     async def connect() -> Connection:
         # timeout=0: SQLite returns SQLITE_BUSY at once and the wait happens above, on the loop. The pool may
         # close a connection from another thread (garbage collection), hence no same-thread check.
-        return Connection(sqlite3.connect(path, timeout=0, check_same_thread=False), busy_seconds)
+        return connection(sqlite3.connect(path, timeout=0, check_same_thread=False), busy_seconds)
 
     return connect
 

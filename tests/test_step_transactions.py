@@ -141,3 +141,78 @@ async def test_the_log_reaches_the_database_file_through_a_checkpoint_on_a_worke
         assert conn.execute("SELECT count(*) FROM conversations").fetchone()[0] >= 20
     finally:
         conn.close()
+
+
+async def _count(engine, where: str = "") -> int:  # noqa: ANN001
+    async with engine.connect() as conn:
+        return (await conn.execute(text(f"SELECT count(*) FROM conversations {where}"))).scalar()
+
+
+async def test_steps_queued_behind_one_share_its_transaction_and_return_once_it_is_committed(dbs):
+    steps, engine = dbs
+    at = datetime(2026, 11, 25, 8, 0)
+    seen: list[int] = []
+
+    async def step(i: int) -> None:
+        async with steps.begin() as tx:
+            await tx.execute(WRITE, {"chat": f"c{i}", "data": {"i": i}, "at": at})
+            await asyncio.sleep(0)  # the others queue up meanwhile
+        seen.append(await _count(engine, f"WHERE chat_id = 'c{i}'"))  # committed by the time it returns
+
+    await asyncio.gather(*(step(i) for i in range(20)))
+    assert seen == [1] * 20 and await _count(engine) == 20
+    assert 2 <= steps.commits < 20  # batches, and none larger than MAX_BATCH
+    assert steps.commits >= 20 / steps.MAX_BATCH
+
+
+async def test_a_failing_step_undoes_only_its_own_writes_in_a_shared_transaction(dbs):
+    steps, engine = dbs
+    at = datetime(2026, 11, 25, 8, 0)
+
+    async def step(i: int) -> None:
+        async with steps.begin() as tx:
+            session = tx.session()
+            session.add(Person(name=f"p{i}", created_at=at))
+            await session.flush()
+            await tx.execute(WRITE, {"chat": f"c{i}", "data": {}, "at": at})
+            await asyncio.sleep(0)
+            if i == 3:
+                raise ValueError("the flow failed")
+
+    results = await asyncio.gather(*(step(i) for i in range(6)), return_exceptions=True)
+    assert [type(r).__name__ for r in results] == ["NoneType"] * 3 + ["ValueError"] + ["NoneType"] * 2
+    assert steps.commits < 6
+    assert await _count(engine) == 5 and await _count(engine, "WHERE chat_id = 'c3'") == 0
+    async with engine.connect() as conn:
+        names = (await conn.execute(text("SELECT name FROM people WHERE name LIKE 'p%' ORDER BY name"))).scalars()
+        assert list(names) == ["p0", "p1", "p2", "p4", "p5"]
+
+
+async def test_a_step_cancelled_in_the_queue_does_not_leave_the_shared_transaction_open(dbs):
+    """The running step leaves the transaction open for the one queued behind it; that one is cancelled before it
+    runs: the transaction is still committed, and the first step returns."""
+    steps, engine = dbs
+    at = datetime(2026, 11, 25, 8, 0)
+    go = asyncio.Event()
+    queued: list[asyncio.Task] = []
+
+    async def first() -> None:
+        async with steps.begin() as tx:
+            await tx.execute(WRITE, {"chat": "first", "data": {}, "at": at})
+            await go.wait()
+            asyncio.get_running_loop().call_soon(queued[0].cancel)  # as the lock passes to it
+
+    async def second() -> None:
+        async with steps.begin() as tx:
+            await tx.execute(WRITE, {"chat": "second", "data": {}, "at": at})
+
+    one = asyncio.create_task(first())
+    await asyncio.sleep(0.01)
+    queued.append(asyncio.create_task(second()))
+    await asyncio.sleep(0.01)
+    go.set()
+    await asyncio.wait_for(one, 5)
+    with pytest.raises(asyncio.CancelledError):
+        await queued[0]
+    assert await _count(engine, "WHERE chat_id = 'first'") == 1
+    assert await _count(engine, "WHERE chat_id = 'second'") == 0

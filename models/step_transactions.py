@@ -6,9 +6,10 @@ database allows, and an ORM session joins the same transaction only when a flow 
   which run one at a time. Each Core statement is compiled by SQLAlchemy once, and then run on the sqlite3
   connection itself with the statement's own type conversions: SQLAlchemy's execution path costs ~150 µs a
   statement on a 2-core machine, the sqlite3 call ~15 µs, and a step is four statements and a commit
-  (bench/wechat_callbacks.py). The transaction is BEGIN IMMEDIATE: SQLite's write lock is held from the step's
-  first read, so a step on another process's connection waits (on the event loop, see sqlite_inloop) instead of
-  reading a conversation that is about to change. Its write-ahead log is checkpointed on a thread.
+  (bench/wechat_callbacks.py). Steps that run together share one transaction, each in a savepoint (group
+  commit, see the class). The transaction is BEGIN IMMEDIATE: SQLite's write lock is held from the first read, so
+  a step on another process's connection waits (on the event loop, see sqlite_inloop) instead of reading a
+  conversation that is about to change. The write-ahead log is checkpointed on a thread.
 
 Both give the step a `StepTx`: `execute(statement, params)` -> a result with `first()`, `all()`, `scalar()` and
 `rowcount`; `session()` -> the AsyncSession in the same transaction; `dialect`.
@@ -192,12 +193,14 @@ class _Batch:
     def __init__(self) -> None:
         self.committed = asyncio.get_running_loop().create_future()
         self.steps = 0
+        self.commit_scheduled = False
 
 
 class SqliteTransactions:
-    """Steps one at a time on one connection, each in a savepoint of a transaction that the steps queued behind it
-    join: the last step of a burst (or the 16th) commits for all, and each step returns once that commit is done.
-    A commit cost a third of a step on its own (writing the log), and under load it is shared by the queue."""
+    """Steps one at a time on one connection, each in a savepoint of a shared transaction (group commit): the first
+    step of a batch schedules its commit behind the steps already waiting to run, which join the batch (at most
+    16), and each step returns once that commit is done. Writing the log at commit cost a third of a step; under
+    load the steps that arrive together share it, and one step alone waits one turn of the event loop for it."""
 
     MAX_BATCH = 16  # an answer waits for at most this many steps before its commit
 
@@ -209,7 +212,6 @@ class SqliteTransactions:
         self.raw: sqlite3.Connection | None = None
         self.commits = 0
         self._lock = asyncio.Lock()
-        self._queued = 0  # steps waiting for the lock: the one running leaves the transaction open for them
         self._batch: _Batch | None = None
         self._compiled: dict[tuple, _Compiled | None] = {}
 
@@ -234,17 +236,6 @@ class SqliteTransactions:
         self.raw = self.driver._conn  # noqa: SLF001 - the sqlite3 connection under the in-loop driver
         self.raw.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's thread does it
 
-    async def _acquire(self) -> None:
-        self._queued += 1
-        try:
-            await self._lock.acquire()
-        except BaseException:  # cancelled while queued: the open transaction may have been left for this one
-            self._queued -= 1
-            if self._batch is not None and not self._queued:
-                asyncio.get_running_loop().create_task(self._commit_abandoned(self._batch))
-            raise
-        self._queued -= 1
-
     async def _open(self) -> _Batch:
         if self.raw is None:
             await self._connect()
@@ -266,14 +257,14 @@ class SqliteTransactions:
         batch.committed.set_result(None)
         self.checkpointer.committed()
 
-    async def _commit_abandoned(self, batch: _Batch) -> None:
-        async with self._lock:
+    async def _commit_later(self, batch: _Batch) -> None:
+        async with self._lock:  # behind the steps already waiting, which join the batch
             if self._batch is batch:
                 await self._commit(batch)
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[SqliteTx]:
-        await self._acquire()
+        await self._lock.acquire()
         try:
             batch = await self._open()
         except BaseException:
@@ -295,8 +286,11 @@ class SqliteTransactions:
             else:
                 raw.execute("RELEASE step")
                 batch.steps += 1
-                if not self._queued or batch.steps >= self.MAX_BATCH:
+                if batch.steps >= self.MAX_BATCH:
                     await self._commit(batch)
+                elif not batch.commit_scheduled:
+                    batch.commit_scheduled = True
+                    asyncio.get_running_loop().create_task(self._commit_later(batch))
         finally:
             self._lock.release()
         try:
@@ -316,7 +310,7 @@ class SqliteTransactions:
 
     async def close(self) -> None:
         if self._batch is not None:
-            await self._commit_abandoned(self._batch)
+            await self._commit_later(self._batch)
         await self.checkpointer.close()
         await self.bridge.dispose()
         self.raw = self.driver = None

@@ -189,8 +189,8 @@ async def test_a_failing_step_undoes_only_its_own_writes_in_a_shared_transaction
 
 
 async def test_a_step_cancelled_in_the_queue_does_not_leave_the_shared_transaction_open(dbs):
-    """The running step leaves the transaction open for the one queued behind it; that one is cancelled before it
-    runs: the transaction is still committed, and the first step returns."""
+    """The step queued behind a running one, which would have joined its transaction, is cancelled as the lock
+    passes to it: the first step's work is still committed, and it returns."""
     steps, engine = dbs
     at = datetime(2026, 11, 25, 8, 0)
     go = asyncio.Event()

@@ -1,14 +1,15 @@
 """Signed WeChat callbacks into propdesk's /wechat route, side by side with a bare wechatpy echo handler on aiohttp.
 
     .venv/bin/python bench/wechat_callbacks.py [--rate 200] [--seconds 10] [--owners 200] [--mode plain|safe]
-                                               [--rounds 3] [--database-url postgresql+asyncpg://...]
+                                               [--rounds 5] [--round-seconds 4]
+                                               [--database-url postgresql+asyncpg://...]
 
 Both servers run in this process on one event loop (one worker); the load comes from a child process that plays
 WeChat: it signs (and in safe mode encrypts) each POST. Two measurements per server:
 - open loop: after a warm-up (each owner's first message), messages at a fixed rate (default 200/s, owners in
   turn) for a while; latency p50/p99 of each POST;
-- closed loop: as fast as it goes with 50 owners at a time; requests/s, and this process's CPU time per request.
-  The two servers take turns, `--rounds` times; the throughput ratio is the median round's.
+- closed loop: as fast as it goes with 50 owners at a time, for `--round-seconds`; requests/s, and this process's
+  CPU time per request. The two servers take turns, `--rounds` times; the throughput ratio is the median round's.
 propdesk's owners walk a real conversation (menu, a repair description that is classified, cancel, my tickets),
 each message a new MsgId; every one is answered inside the request.
 """
@@ -126,15 +127,19 @@ async def open_loop(url: str, rate: float, seconds: float, owners: int, mode: st
     return summary(latencies, elapsed)
 
 
-async def closed_loop(url: str, total: int, owners: int, mode: str, tag: str) -> dict:
+async def closed_loop(url: str, seconds: float, owners: int, mode: str, tag: str) -> dict:
     fake = _wechat()
     latencies: list[float] = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-        async def owner(k: int) -> None:
-            for n in range(total // owners):
-                latencies.append(await post(http, fake, url, f"{tag}-c{k}", n, mode))
-
         began = time.perf_counter()
+        deadline = began + seconds
+
+        async def owner(k: int) -> None:
+            n = 0
+            while time.perf_counter() < deadline:
+                latencies.append(await post(http, fake, url, f"{tag}-c{k}", n, mode))
+                n += 1
+
         await asyncio.gather(*(owner(k) for k in range(owners)))
         elapsed = time.perf_counter() - began
     return summary(latencies, elapsed)
@@ -148,7 +153,7 @@ async def driver() -> None:
         if job["kind"] == "open":
             result = await open_loop(job["url"], job["rate"], job["seconds"], job["owners"], job["mode"], job["tag"])
         else:
-            result = await closed_loop(job["url"], job["total"], 50, job["mode"], job["tag"])
+            result = await closed_loop(job["url"], job["seconds"], 50, job["mode"], job["tag"])
         print(json.dumps(result), flush=True)
 
 
@@ -158,7 +163,8 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--owners", type=int, default=200)
     parser.add_argument("--mode", choices=["plain", "safe"], default="safe")
-    parser.add_argument("--rounds", type=int, default=3, help="closed-loop rounds, echo handler and propdesk in turn")
+    parser.add_argument("--rounds", type=int, default=5, help="closed-loop rounds, echo handler and propdesk in turn")
+    parser.add_argument("--round-seconds", type=float, default=4, help="each server's turn in a closed-loop round")
     parser.add_argument("--database-url", help="a PostgreSQL URL to run propdesk on (its schema is dropped and "
                         "recreated!); SQLite in a temporary folder by default")
     parser.add_argument("--driver", action="store_true", help=argparse.SUPPRESS)
@@ -191,8 +197,8 @@ async def main() -> None:
         # so each round compares runs seconds apart, and the median round is the figure.
         rounds = []
         for r in range(args.rounds):
-            echo = await run({"kind": "closed", "url": echo_url, "total": 4000, "tag": f"e{r}"})
-            ours = await run({"kind": "closed", "url": url, "total": 2000, "tag": f"p{r}"})
+            echo = await run({"kind": "closed", "url": echo_url, "seconds": args.round_seconds, "tag": f"e{r}"})
+            ours = await run({"kind": "closed", "url": url, "seconds": args.round_seconds, "tag": f"p{r}"})
             rounds.append({"echo_handler": echo, "propdesk": ours,
                            "propdesk_vs_echo": round(ours["per_s"] / echo["per_s"], 2)})
         report["closed_loop_rounds"] = rounds

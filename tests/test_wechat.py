@@ -141,6 +141,10 @@ async def test_forged_or_broken_requests_are_refused_and_change_nothing(wechat):
             assert resp.status == 400
         async with http.post(h.url, params=query, data=b"x" * (70 * 1024)) as resp:
             assert resp.status == 413
+        query, _ = h.fake.signed_request(xml, "safe")  # safe mode, but a broken envelope or none at all
+        for body in (b"<xml><Encrypt><![CDATA[abc", b"<xml><ToUserName>gh</ToUserName></xml>", b"not xml"):
+            async with http.post(h.url, params=query, data=body) as resp:
+                assert resp.status == 400, body
     assert await h.tickets() == []
 
 

@@ -53,6 +53,8 @@ def render_text(reply: dict) -> str:
 
 def split_bytes(text: str, limit: int = TEXT_BYTES) -> list[str]:
     """Split at line breaks so that each piece is at most `limit` bytes of UTF-8."""
+    if len(text) * 4 <= limit or len(text.encode()) <= limit:  # the common case: it fits
+        return [text]
     pieces, current = [], ""
     for line in text.split("\n"):
         candidate = f"{current}\n{line}" if current else line

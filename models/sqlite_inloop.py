@@ -12,13 +12,11 @@ refused with SQLITE_BUSY sleeps with `asyncio.sleep` and runs again, for up to `
 from __future__ import annotations
 
 import asyncio
-import logging
 import sqlite3
 import time
 from typing import Any, Callable
 
 SQLITE_BUSY = 5  # the primary result code only: SQLITE_BUSY_SNAPSHOT (517) cannot be waited out
-log = logging.getLogger("propdesk.sqlite")
 
 
 async def retry_busy(fn: Callable[..., Any], args: tuple, busy_seconds: float) -> Any:
@@ -157,47 +155,3 @@ def creator(path: str, busy_seconds: float = 30.0, connection: type[Connection] 
         return connection(sqlite3.connect(path, timeout=0, check_same_thread=False), busy_seconds)
 
     return connect
-
-
-class WalCheckpointer:
-    """Moves the write-ahead log into the database file on a worker thread, every `every` commits of a connection
-    whose automatic checkpoints are off (`PRAGMA wal_autocheckpoint=0`).
-
-    SQLite's automatic checkpoint runs inside the commit that crosses 1000 pages of log, on the committing
-    connection, and with synchronous=NORMAL it is where the database file is synced: on the event loop that
-    stalls every request for the length of an fsync, and it cost a busy conversation connection a third of its
-    commit time. A PASSIVE checkpoint on its own connection blocks neither readers nor writers.
-    """
-
-    def __init__(self, path: str, every: int = 100):
-        self.path, self.every = path, every
-        self._commits = 0
-        self._conn: sqlite3.Connection | None = None
-        self._running: asyncio.Task | None = None
-
-    def committed(self) -> None:
-        self._commits += 1
-        if self._commits >= self.every and self._running is None:
-            self._commits = 0
-            self._running = asyncio.get_running_loop().create_task(self._checkpoint())
-
-    async def _checkpoint(self) -> None:
-        try:
-            await asyncio.to_thread(self.checkpoint)
-        except sqlite3.Error as exc:  # the next one tries again; SQLite's own log stays consistent meanwhile
-            log.warning("background WAL checkpoint failed: %s", exc)
-        finally:
-            self._running = None
-
-    def checkpoint(self) -> tuple[int, int, int]:
-        """(busy, log frames, frames checkpointed), as PRAGMA wal_checkpoint reports them."""
-        if self._conn is None:
-            self._conn = sqlite3.connect(self.path, timeout=5, check_same_thread=False)
-        return self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-
-    async def close(self) -> None:
-        if self._running is not None:
-            await self._running
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None

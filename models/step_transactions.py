@@ -9,7 +9,7 @@ database allows, and an ORM session joins the same transaction only when a flow 
   (bench/wechat_callbacks.py). Steps that run together share one transaction, each in a savepoint (group
   commit, see the class). The transaction is BEGIN IMMEDIATE: SQLite's write lock is held from the first read, so
   a step on another process's connection waits (on the event loop, see sqlite_inloop) instead of reading a
-  conversation that is about to change. The write-ahead log is checkpointed on a thread.
+  conversation that is about to change.
 
 Both give the step a `StepTx`: `execute(statement, params)` -> a result with `first()`, `all()`, `scalar()` and
 `rowcount`; `session()` -> the AsyncSession in the same transaction; `dialect`.
@@ -207,7 +207,6 @@ class SqliteTransactions:
     def __init__(self, bridge: AsyncEngine):
         """`bridge`: the steps' engine over their one connection (see models.db)."""
         self.bridge = bridge
-        self.checkpointer = sqlite_inloop.WalCheckpointer(bridge.url.database)
         self.driver: sqlite_inloop.Connection | None = None
         self.raw: sqlite3.Connection | None = None
         self.commits = 0
@@ -234,7 +233,6 @@ class SqliteTransactions:
         async with self.bridge.connect() as conn:  # the pool keeps it: StaticPool, no reset on return
             self.driver = (await conn.get_raw_connection()).driver_connection
         self.raw = self.driver._conn  # noqa: SLF001 - the sqlite3 connection under the in-loop driver
-        self.raw.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's thread does it
 
     async def _open(self) -> _Batch:
         if self.raw is None:
@@ -255,7 +253,6 @@ class SqliteTransactions:
             return
         self.commits += 1
         batch.committed.set_result(None)
-        self.checkpointer.committed()
 
     async def _commit_later(self, batch: _Batch) -> None:
         async with self._lock:  # behind the steps already waiting, which join the batch
@@ -311,6 +308,5 @@ class SqliteTransactions:
     async def close(self) -> None:
         if self._batch is not None:
             await self._commit_later(self._batch)
-        await self.checkpointer.close()
         await self.bridge.dispose()
         self.raw = self.driver = None

@@ -212,6 +212,7 @@ class SqliteTransactions:
         self.commits = 0
         self._lock = asyncio.Lock()
         self._batch: _Batch | None = None
+        self._committers: set[asyncio.Task] = set()  # scheduled commits (a task needs a reference kept)
         self._compiled: dict[tuple, _Compiled | None] = {}
 
     def compiled(self, stmt, params: dict) -> _Compiled | None:  # noqa: ANN001
@@ -287,7 +288,9 @@ class SqliteTransactions:
                     await self._commit(batch)
                 elif not batch.commit_scheduled:
                     batch.commit_scheduled = True
-                    asyncio.get_running_loop().create_task(self._commit_later(batch))
+                    committer = asyncio.get_running_loop().create_task(self._commit_later(batch))
+                    self._committers.add(committer)
+                    committer.add_done_callback(self._committers.discard)
         finally:
             self._lock.release()
         try:

@@ -1,7 +1,9 @@
 """The conversation engine: one inbound message -> identity, stored state, flow step, saved state, replies.
 
-Every channel adapter calls `Engine.handle`; each call is one database transaction, and the conversation row is
-locked for its duration, so two workers (or two quick messages) never interleave one chat's steps.
+Every channel adapter calls `Engine.handle`; each call is one database transaction (on SQLite a savepoint in a
+transaction that steps arriving together share; see models.step_transactions) and returns once it is committed.
+The conversation row is locked for its duration, so two workers (or two quick messages) never interleave one chat's
+steps.
 """
 from __future__ import annotations
 

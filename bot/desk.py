@@ -154,12 +154,8 @@ class DbDesk:
 
     async def _mine(self, person_id: int, number: str) -> Ticket | None:
         """The ticket if this person reported it or is bound to its unit; None otherwise (privacy)."""
-        units = [u.id for u in await self.bound_units(person_id)]
-        cond = Ticket.reporter_id == person_id
-        if units:
-            cond = or_(cond, Ticket.unit_id.in_(units))
-        return await self.s.scalar(select(Ticket).where(Ticket.number == number.strip().upper(), cond)
-                                   .options(selectinload(Ticket.events)))
+        return await self.s.scalar(select(Ticket).where(Ticket.number == number.strip().upper(), _MINE)
+                                   .options(selectinload(Ticket.events)), {"person": person_id})
 
     async def _view(self, tk: Ticket, with_timeline: bool = False) -> TicketView:
         unit = None
@@ -294,11 +290,13 @@ _BOUND_UNITS = (select(Unit.id, Building.name.label("building"), Unit.entrance, 
                        Estate.name.label("estate"))
                 .join(Building, Building.id == Unit.building_id).join(Estate, Estate.id == Building.estate_id)
                 .where(Unit.id.in_(_MY_UNIT_IDS)).order_by(Unit.id))
+# Tickets a person may see: reported by them, or at a unit they are bound to (privacy: nobody else's).
+_MINE = or_(Ticket.reporter_id == bindparam("person"), Ticket.unit_id.in_(_MY_UNIT_IDS))
 _MY_TICKETS = (select(Ticket.id, Ticket.number, Ticket.kind, Ticket.category, Ticket.urgency, Ticket.status,
                       Ticket.description, Ticket.location_text, Ticket.created_at, Ticket.rating,
                       Building.name.label("building"), Unit.entrance, Unit.room)
                .outerjoin(Unit, Unit.id == Ticket.unit_id).outerjoin(Building, Building.id == Unit.building_id)
-               .where(or_(Ticket.reporter_id == bindparam("person"), Ticket.unit_id.in_(_MY_UNIT_IDS)))
+               .where(_MINE)
                .order_by(Ticket.id.desc()).limit(30))
 
 

@@ -27,6 +27,7 @@ from bot.delivery import DeliveryError
 from bot.engine import Sender
 from handlers.messages import Inbound, Reply, merge_replies
 from models import Identity, OutboxMessage
+from models.step_transactions import StepTx
 
 from .wechat_api import WeChatAPI, WeChatAPIError
 from .wechat_state import Receipts, Windows
@@ -39,6 +40,7 @@ CLICK_COMMANDS = {"repair": "repair", "complaint": "complain", "fees": "fees", "
                   "bind": "bind", "lang": "lang", "help": "help"}
 # WeChat refusals that mean "no more customer-service messages to this owner now": try a template instead.
 OUT_OF_WINDOW = {45015, 45047}
+_OUTBOX = insert(OutboxMessage.__table__)  # built once: the step runs it as compiled the first time
 log = logging.getLogger("propdesk.wechat")
 
 
@@ -136,18 +138,18 @@ class _Receipt:
         self.first = ""  # what one message can carry: the passive reply
         self.queued = False  # the rest went to the outbox
 
-    async def after(self, conn, replies: list[Reply]) -> bool:  # noqa: ANN001
+    async def after(self, tx: StepTx, replies: list[Reply]) -> bool:
         texts = [render_text(r.as_dict()) for r in merge_replies(replies, 10**6)]
         pieces = split_bytes("\n\n".join(t for t in texts if t))
         self.first = pieces[0]
         # A retry finds the original's receipt (on PostgreSQL a concurrent one has waited for the conversation's
         # row lock until the original committed): the step is undone and the retry gets the original's answer.
-        if not await self.channel.receipts.record(conn, self.key, self.openid, self.first, self.window):
+        if not await self.channel.receipts.record(tx, self.key, self.openid, self.first, self.window):
             return False
         if pieces[1:]:  # more than one message can carry: the rest through the customer-service API
             self.queued = True
             now = self.channel.app.clock.now()
-            await conn.execute(insert(OutboxMessage), [
+            await tx.execute(_OUTBOX, [
                 {"channel": CHANNEL, "chat_id": self.openid, "payload": {"text": p}, "created_at": now,
                  "kind": "message", "priority": 0, "status": "pending", "attempts": 0, "last_error": ""}
                 for p in pieces[1:]])

@@ -4,11 +4,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import DateTime, String, bindparam, literal, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.app import App
 from models import InboundReceipt, ServiceWindow
 from models.db import insert_for
+from models.step_transactions import StepTx
 
 CHANNEL = "wechat"
 # What the issue's quota rules allow (WeChat's customer-service message limits): after an owner's message,
@@ -50,11 +50,11 @@ _BUILDERS = {"receipt": lambda insert, kind: _receipt_insert(insert),
              "receipt+window": lambda insert, kind: _window_upsert(insert, kind, after_receipt=True)}
 
 
-def _statement(conn, what: str, kind: str = ""):  # noqa: ANN001, ANN202
+def _statement(tx: StepTx, what: str, kind: str = ""):  # noqa: ANN202
     """The per-message statements, built once per dialect (statement building costs more than running them)."""
-    key = (conn.dialect.name, what, kind)
+    key = (tx.dialect.name, what, kind)
     if key not in _statements:
-        _statements[key] = _BUILDERS[what](insert_for(conn.dialect.name), kind)
+        _statements[key] = _BUILDERS[what](insert_for(tx.dialect.name), kind)
     return _statements[key]
 
 
@@ -65,17 +65,17 @@ class Receipts:
     def __init__(self, app: App):
         self.app = app
 
-    async def record(self, conn: AsyncConnection, key: str, chat_id: str, reply: str, window: str) -> bool:
+    async def record(self, tx: StepTx, key: str, chat_id: str, reply: str, window: str) -> bool:
         """Record a handled message and its reply, and open the owner's reply window (`window`: "message", or
         "event" for a menu click or a follow: a fresh window and quota), in the caller's transaction. False, and
         nothing written, when the message was handled before."""
         params = {"key": key, "chat_id": chat_id, "reply": reply, "now": self.app.clock.now()}
         kind = "message" if window == "message" else "event"
-        if conn.dialect.name == "postgresql":
-            return (await conn.execute(_statement(conn, "receipt+window", kind), params)).first() is not None
-        if (await conn.execute(_statement(conn, "receipt"), params)).rowcount != 1:
+        if tx.dialect.name == "postgresql":
+            return (await tx.execute(_statement(tx, "receipt+window", kind), params)).first() is not None
+        if (await tx.execute(_statement(tx, "receipt"), params)).rowcount != 1:
             return False
-        await conn.execute(_statement(conn, "window", kind), params)
+        await tx.execute(_statement(tx, "window", kind), params)
         return True
 
     async def queued(self, key: str) -> None:

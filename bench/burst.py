@@ -21,11 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import fresh_database  # noqa: E402
 from bot.app import App  # noqa: E402
-from bot.channels.telegram import TelegramChannel  # noqa: E402
+from bot.channels.telegram.channel import TelegramChannel  # noqa: E402
 from bot.clock import Clock  # noqa: E402
 from bot.runner import build_delivery  # noqa: E402
-from bot.seed import seed_demo  # noqa: E402
-from bot.tickets import TicketService  # noqa: E402
+from bot.desk.demo_seed import seed_demo  # noqa: E402
+from bot.desk.ticket_service import TicketService  # noqa: E402
 from config.settings import Settings  # noqa: E402
 from tests.fakes import telegram_api as tg  # noqa: E402
 

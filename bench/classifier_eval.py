@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.classifier import get_classifier  # noqa: E402
+from bot.triage.classifier import get_classifier  # noqa: E402
 
 
 def evaluate(path: str, show_errors: bool = False) -> dict:

@@ -9,7 +9,7 @@ from sqlalchemy import text
 from bot.app import App
 from bot.clock import Clock
 from bot.runner import freeze_startup_objects
-from bot.seed import seed_demo
+from bot.desk.demo_seed import seed_demo
 from bot.server import build_app
 from config.settings import Settings
 from models.db import make_engine, upgrade_url

@@ -27,8 +27,8 @@ from sqlalchemy import insert, text  # noqa: E402
 from bench.common import fresh_database  # noqa: E402
 from bot.app import App  # noqa: E402
 from bot.clock import Clock  # noqa: E402
-from bot.seed import seed_demo  # noqa: E402
-from bot.sweeps import sla_sweep  # noqa: E402
+from bot.desk.demo_seed import seed_demo  # noqa: E402
+from bot.jobs.sweeps import sla_sweep  # noqa: E402
 from config.settings import Settings  # noqa: E402
 from models import Ticket  # noqa: E402
 

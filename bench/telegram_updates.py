@@ -32,7 +32,7 @@ from telegram import Update  # noqa: E402
 from telegram.ext import AIORateLimiter, Application, MessageHandler, filters  # noqa: E402
 
 from bench.common import fresh_database, start_propdesk  # noqa: E402
-from bot.channels.telegram import TelegramChannel  # noqa: E402
+from bot.channels.telegram.channel import TelegramChannel  # noqa: E402
 from config.settings import Settings  # noqa: E402
 from tests.fakes import telegram_api as tg  # noqa: E402
 from tests.fakes.loopback import serve  # noqa: E402

@@ -36,7 +36,7 @@ from wechatpy.replies import TextReply  # noqa: E402
 from wechatpy.utils import check_signature  # noqa: E402
 
 from bench.common import fresh_database, start_propdesk  # noqa: E402
-from bot.channels.wechat import WeChatChannel  # noqa: E402
+from bot.channels.wechat.channel import WeChatChannel  # noqa: E402
 from config.settings import Settings  # noqa: E402
 from tests.fakes import wechat as wx  # noqa: E402
 from tests.fakes.loopback import serve  # noqa: E402

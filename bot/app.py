@@ -11,9 +11,9 @@ from config.settings import Settings
 from models import OutboxMessage
 from models.db import make_engine, make_sessionmaker
 
-from .clock import Clock
-from .engine import Engine
-from .media import MediaStore
+from bot.clock import Clock
+from bot.conversation.engine import Engine
+from bot.delivery.media import MediaStore
 
 log = logging.getLogger("propdesk")
 

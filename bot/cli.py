@@ -12,7 +12,7 @@ from config.settings import get_settings
 
 def cmd_classify(args: argparse.Namespace) -> int:
     """JSON lines in (FILE or stdin), JSON lines out in the same order with kind/category/urgency/reasons."""
-    from bot.classifier import get_classifier
+    from bot.triage.classifier import get_classifier
 
     clf = get_classifier(get_settings().rules_file)
     src = open(args.file, encoding="utf-8") if args.file else sys.stdin
@@ -62,7 +62,7 @@ def _in_session(fn):  # noqa: ANN001, ANN202
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from bot.importers import ImportError_, import_bills, import_owners
+    from bot.desk.roster_import import ImportError_, import_bills, import_owners
 
     fn = import_owners if args.what == "owners" else import_bills
     try:
@@ -84,7 +84,7 @@ def cmd_staff(args: argparse.Namespace) -> int:
     from sqlalchemy import select
     from sqlalchemy.orm import selectinload
 
-    from bot.staff_accounts import add_staff, issue_code
+    from bot.desk.staff_accounts import add_staff, issue_code
     from models import Person, Staff
 
     async def add(s, clock):  # noqa: ANN001, ANN202
@@ -101,7 +101,7 @@ def cmd_staff(args: argparse.Namespace) -> int:
         return [(st.id, st.person.name, st.person.phone, st.role, st.trade or "", st.active) for st in rows]
 
     async def password(s, _clock):  # noqa: ANN001, ANN202
-        from bot.signing import hash_password
+        from bot.desk.signing import hash_password
 
         staff = await s.scalar(select(Staff).join(Person).where(Person.phone == args.phone))
         if staff is not None:
@@ -145,7 +145,7 @@ def cmd_qrcode(args: argparse.Namespace) -> int:
 
     import segno
 
-    from bot.places import places
+    from bot.desk.places import places
 
     bot = args.bot or get_settings().telegram_bot_username
     if not bot:
@@ -176,9 +176,9 @@ def cmd_wechat(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from bot.app import App
-    from bot.channels.wechat_api import WeChatAPI, WeChatAPIError
-    from bot.channels.wechat_menu import MENU
-    from bot.places import places
+    from bot.channels.wechat.api import WeChatAPI, WeChatAPIError
+    from bot.channels.wechat.menu import MENU
+    from bot.desk.places import places
     from models.db import upgrade_url
 
     settings = get_settings()
@@ -226,7 +226,7 @@ def cmd_wechat(args: argparse.Namespace) -> int:
 
 def cmd_notice(args: argparse.Namespace) -> int:
     """A notice (a water or power cut) to the owners bound to homes in the chosen buildings, over their channels."""
-    from bot.notices import send_notice
+    from bot.jobs.notices import send_notice
 
     text = " ".join(args.text).strip()
     if not text or len(text) > 1000:

@@ -12,11 +12,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from config.settings import Settings
 from models.db import upgrade_url
 
-from .app import App
-from .delivery import Delivery
-from .seed import is_empty, seed_demo
-from .server import build_app
-from .sweeps import schedule
+from bot.app import App
+from bot.delivery.outbox_worker import Delivery
+from bot.desk.demo_seed import is_empty, seed_demo
+from bot.server import build_app
+from bot.jobs.sweeps import schedule
 
 log = logging.getLogger("propdesk")
 
@@ -32,16 +32,16 @@ def build_channels(app: App) -> list:
     """Every messenger channel whose settings are present (the web chat is part of the server)."""
     channels = []
     if app.settings.telegram_token:
-        from .channels.telegram import TelegramChannel
+        from bot.channels.telegram.channel import TelegramChannel
 
         channels.append(TelegramChannel(app))
     s = app.settings
     if any(group.channel == "wecom" for group in s.staff_groups.values()):
-        from .channels.wecom import WeComChannel
+        from bot.channels.wecom.robots import WeComChannel
 
         channels.append(WeComChannel(app))
     if s.wechat_token and s.wechat_app_id and s.wechat_app_secret:
-        from .channels.wechat import WeChatChannel
+        from bot.channels.wechat.channel import WeChatChannel
 
         channels.append(WeChatChannel(app))
     return channels

@@ -7,8 +7,8 @@ import logging
 from aiohttp import web
 from sqlalchemy import text
 
-from .app import App
-from .channels import staff_web, web_chat
+from bot.app import App
+from bot.channels.web import owner_chat, staff_pane
 
 log = logging.getLogger("propdesk.server")
 APP_KEY = web.AppKey("propdesk", App)
@@ -42,8 +42,8 @@ def build_app(app: App, channels: list | None = None) -> web.Application:
     webapp[APP_KEY] = app
     webapp.router.add_get("/healthz", healthz)
     if app.settings.web_chat_enabled:
-        web_chat.setup(webapp, app)
-        staff_web.setup(webapp, app)
+        owner_chat.setup(webapp, app)
+        staff_pane.setup(webapp, app)
     for channel in channels or []:
         channel.setup_routes(webapp)
     return webapp

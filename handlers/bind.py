@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from .common import clean_text, parse_phone, parse_unit, show_menu, take_estate
-from .context import Ctx
-from .messages import Inbound
+from handlers.common import clean_text, parse_phone, parse_unit, show_menu, take_estate
+from handlers.context import Ctx
+from handlers.messages import Inbound
 
 FLOW = "bind"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from .context import Ctx
-from .messages import Inbound
+from handlers.context import Ctx
+from handlers.messages import Inbound
 
 MENU = [("repair", "menu.repair"), ("complaint", "menu.complaint"), ("fees", "menu.fees"),
         ("tickets", "menu.tickets"), ("bind", "menu.bind")]

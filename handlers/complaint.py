@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from . import repair
-from .common import (COMPLAINT_CATEGORIES, DONE, YES_NO, category_choices, choice_of, clean_text,
+from handlers import repair
+from handlers.common import (COMPLAINT_CATEGORIES, DONE, YES_NO, category_choices, choice_of, clean_text,
                      pick_estate_if_needed, show_menu, take_estate)
-from .context import Ctx
-from .messages import Inbound
+from handlers.context import Ctx
+from handlers.messages import Inbound
 
 FLOW = "complaint"
 

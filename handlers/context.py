@@ -4,9 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .i18n import label, t
-from .messages import Choice, Reply
-from .ports import Desk
+from config.i18n import label, t
+from handlers.messages import Choice, Reply
+from handlers.ports import Desk
 
 
 @dataclass

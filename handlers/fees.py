@@ -1,9 +1,9 @@
 """Fee query (缴费查询): outstanding bills with overdue marks, last 12 months of payments, how to pay."""
 from __future__ import annotations
 
-from .common import show_menu
-from .context import Ctx
-from .messages import Inbound
+from handlers.common import show_menu
+from handlers.context import Ctx
+from handlers.messages import Inbound
 
 FLOW = "fees"
 

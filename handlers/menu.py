@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import re
 
-from . import bind, complaint, fees, repair, tickets
-from .common import choice_of, clean_text, show_menu
-from .context import Ctx
-from .messages import Inbound
+from handlers import bind, complaint, fees, my_tickets, repair
+from handlers.common import choice_of, clean_text, show_menu
+from handlers.context import Ctx
+from handlers.messages import Inbound
 
 FLOW = "menu"
 
 STARTERS = {"repair": repair.start, "complaint": complaint.start, "fees": fees.start,
-            "tickets": tickets.start, "bind": bind.start}
+            "tickets": my_tickets.start, "bind": bind.start}
 
 
 async def from_free_text(ctx: Ctx, text: str) -> None:
@@ -37,7 +37,7 @@ async def step(ctx: Ctx, msg: Inbound) -> None:
     if choice in STARTERS:
         await STARTERS[choice](ctx)
     elif msg.kind == "text" and TICKET_NUMBER.match(clean_text(msg.text)):
-        await tickets.show(ctx, clean_text(msg.text).upper())
+        await my_tickets.show(ctx, clean_text(msg.text).upper())
     elif msg.kind == "text" and clean_text(msg.text):
         await from_free_text(ctx, clean_text(msg.text))
     elif msg.kind == "photo":

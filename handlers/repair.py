@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from .common import (DONE, MENU, SKIP, REPAIR_CATEGORIES, category_choices, choice_of, clean_text, mask_phone,
+from handlers.common import (DONE, MENU, SKIP, REPAIR_CATEGORIES, category_choices, choice_of, clean_text, mask_phone,
                      parse_phone, pick_estate_if_needed, promise_text, show_menu, take_estate, urgency_choices)
-from .context import Ctx
-from .messages import Inbound
-from .ports import NewTicket
+from handlers.context import Ctx
+from handlers.messages import Inbound
+from handlers.ports import NewTicket
 
 FLOW = "repair"
 

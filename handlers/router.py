@@ -4,14 +4,14 @@ from __future__ import annotations
 import functools
 import re
 
-from . import bind, complaint, fees, menu, repair, tickets
-from .common import choice_of, clean_text, show_menu
-from .context import Ctx
-from .i18n import LANGS
-from .messages import Inbound
+from handlers import bind, complaint, fees, menu, my_tickets, repair
+from handlers.common import choice_of, clean_text, show_menu
+from handlers.context import Ctx
+from config.i18n import LANGS
+from handlers.messages import Inbound
 
 # The flows, wired in one visible place.
-FLOWS = {"menu": menu, "repair": repair, "complaint": complaint, "fees": fees, "tickets": tickets, "bind": bind}
+FLOWS = {"menu": menu, "repair": repair, "complaint": complaint, "fees": fees, "tickets": my_tickets, "bind": bind}
 
 COMMANDS = {"repair": "repair", "complain": "complaint", "complaint": "complaint", "fees": "fees",
             "mytickets": "tickets", "tickets": "tickets", "bind": "bind"}
@@ -70,11 +70,11 @@ async def handle(ctx: Ctx, msg: Inbound) -> None:
         await ctx.desk.set_language(ctx.person_id, ctx.lang)
         show_menu(ctx, "menu.lang_switched")
     elif choice_of(msg).startswith("rate:"):
-        await tickets.start_rating(ctx, choice_of(msg)[5:])
+        await my_tickets.start_rating(ctx, choice_of(msg)[5:])
     elif choice_of(msg).startswith("notfixed:"):
-        await tickets.not_fixed(ctx, choice_of(msg)[9:])
+        await my_tickets.not_fixed(ctx, choice_of(msg)[9:])
     elif choice_of(msg).startswith("reply:"):
-        await tickets.start_reply(ctx, choice_of(msg)[6:])
+        await my_tickets.start_reply(ctx, choice_of(msg)[6:])
     elif command == "link":
         await _link_staff(ctx, msg.args)
     elif command == "start" and msg.args:

@@ -1,11 +1,11 @@
 """SQLAlchemy models: estates and people, tickets, fees, conversations. No platform SDK here."""
-from .base import Base, utcnow
-from .channel_state import ApiToken, InboundReceipt, JobRun, ServiceWindow
-from .conversation import Conversation, OutboxMessage
-from .estate import Binding, Building, Estate, Identity, Person, Residency, Staff, StaffEstate, Unit
-from .fee import Bill, FeeReminder, Payment
-from .lifecycle import Action, Status, TransitionError, allowed_actions, next_status
-from .ticket import Attachment, Ticket, TicketCard, TicketCounter, TicketEvent, TicketFollower
+from models.base import Base, utcnow
+from models.channel_state import ApiToken, InboundReceipt, JobRun, ServiceWindow
+from models.conversation import Conversation, OutboxMessage
+from models.estate import Binding, Building, Estate, Identity, Person, Residency, Staff, StaffEstate, Unit
+from models.fee import Bill, FeeReminder, Payment
+from models.lifecycle import Action, Status, TransitionError, allowed_actions, next_status
+from models.ticket import Attachment, Ticket, TicketCard, TicketCounter, TicketEvent, TicketFollower
 
 __all__ = [
     "Base", "utcnow", "Conversation", "OutboxMessage", "Binding", "Building", "Estate", "Identity",

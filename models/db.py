@@ -11,8 +11,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from . import sqlite_inloop
-from .step_transactions import CoreTransactions, SqliteTransactions
+from models import sqlite_inloop
+from models.step_transactions import CoreTransactions, SqliteTransactions
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 

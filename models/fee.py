@@ -7,8 +7,8 @@ from decimal import Decimal
 from sqlalchemy import Date, DateTime, ForeignKey, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, utcnow
-from .estate import Unit
+from models.base import Base, utcnow
+from models.estate import Unit
 
 
 class Bill(Base):

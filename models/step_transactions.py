@@ -25,7 +25,7 @@ from typing import Any, AsyncIterator, Callable, Protocol
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from . import sqlite_inloop
+from models import sqlite_inloop
 
 
 class StepTx(Protocol):

@@ -6,8 +6,8 @@ from datetime import date, datetime
 from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, utcnow
-from .lifecycle import Status
+from models.base import Base, utcnow
+from models.lifecycle import Status
 
 PREFIX = {"repair": "BX", "complaint": "TS"}
 

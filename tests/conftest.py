@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import text
 
 from bot.clock import FrozenClock
-from bot.engine import Engine, Sender
-from bot.seed import seed_demo
+from bot.conversation.engine import Engine, Sender
+from bot.desk.demo_seed import seed_demo
 from config.settings import Settings
 from handlers.messages import Inbound
 from models import Base

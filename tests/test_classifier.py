@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.classifier_eval import evaluate
-from bot.classifier import Classifier, get_classifier, load_rules
+from bot.triage.classifier import Classifier, get_classifier, load_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT.parent / "shared" / "data" / "owner_messages_dev.jsonl"

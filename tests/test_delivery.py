@@ -6,10 +6,10 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from bot.delivery import Delivery, DeliveryError
-from bot.dispatch import Dispatch
-from bot.staff_actions import act
-from bot.tickets import TicketService
+from bot.delivery.outbox_worker import Delivery, DeliveryError
+from bot.desk.routing import Dispatch
+from bot.desk.staff_actions import act
+from bot.desk.ticket_service import TicketService
 from config.settings import Route, StaffGroup
 from models import OutboxMessage, TicketCard, TicketEvent
 
@@ -179,7 +179,7 @@ async def test_assign_and_round_robin_dispatch(any_engine, clock):
     sm = any_engine.sm
     async with sm() as s, s.begin():
         for name, phone in (("赵师傅", "13900000011"), ("钱师傅", "13900000012")):
-            from bot.staff_accounts import add_staff
+            from bot.desk.staff_accounts import add_staff
 
             await add_staff(s, clock, name=name, phone=phone, trade="plumber")
     dispatch = Dispatch(GROUPS, [Route(groups=["duty"], urgency=["emergency"], mode="assign",
@@ -205,7 +205,7 @@ async def test_assign_and_round_robin_dispatch(any_engine, clock):
 
 
 async def test_emergencies_after_hours_go_to_the_on_duty_group(any_engine, clock):
-    from bot.sla import load_sla
+    from bot.desk.sla import load_sla
 
     dispatch = Dispatch(GROUPS, [Route(groups=["duty"], urgency=["emergency"], after_hours=True)],
                         default_group="repairs", calendar=load_sla().calendar)

@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from bot.app import App
-from bot.fee_reminders import send_fee_reminders
+from bot.jobs.fee_reminders import send_fee_reminders
 from config.settings import Settings
 from models import Binding, FeeReminder, Identity, OutboxMessage, Residency
 
@@ -42,7 +42,7 @@ async def test_due_and_arrears_reminders_once_outside_quiet_hours(any_engine, cl
 
 
 async def test_notice_reaches_owners_of_the_chosen_buildings_after_quiet_hours(any_engine, clock):
-    from bot.notices import send_notice
+    from bot.jobs.notices import send_notice
 
     settings = Settings(database_url=any_engine.settings.database_url)
     async with any_engine.sm() as s, s.begin():
@@ -63,8 +63,8 @@ async def test_notice_reaches_owners_of_the_chosen_buildings_after_quiet_hours(a
 
 
 async def test_managers_digest_once_a_day(any_engine, clock):
-    from bot.sweeps import managers_digest
-    from bot.tickets import TicketService
+    from bot.jobs.sweeps import managers_digest
+    from bot.desk.ticket_service import TicketService
 
     settings = Settings(database_url=any_engine.settings.database_url,
                         staff_groups={"managers": {"channel": "telegram", "chat_id": "-9"}})

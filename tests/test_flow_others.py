@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot.tickets import TicketService
+from bot.desk.ticket_service import TicketService
 from models import Action, Binding, Staff, Ticket
 from tests.test_flow_repair import bind, tickets
 

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.engine import Sender
-from bot.importers import ImportError_, import_bills, import_owners
-from bot.sweeps import expire_conversations
+from bot.conversation.engine import Sender
+from bot.desk.roster_import import ImportError_, import_bills, import_owners
+from bot.jobs.sweeps import expire_conversations
 from config.settings import Settings
 from handlers.messages import Inbound
 from models import Bill, Conversation, OutboxMessage, Person, Residency, Unit

@@ -11,14 +11,14 @@ import aiohttp
 import pytest
 
 from bot.app import App
-from bot.channels.telegram import TelegramChannel
-from bot.channels.wechat import WeChatChannel
-from bot.channels.wecom import WeComChannel
+from bot.channels.telegram.channel import TelegramChannel
+from bot.channels.wechat.channel import WeChatChannel
+from bot.channels.wecom.robots import WeComChannel
 from bot.clock import Clock
-from bot.media import MediaStore
-from bot.seed import seed_demo
-from bot.signing import hash_password
-from bot.tickets import TicketService
+from bot.delivery.media import MediaStore
+from bot.desk.demo_seed import seed_demo
+from bot.desk.signing import hash_password
+from bot.desk.ticket_service import TicketService
 from config.settings import Settings
 from models import Staff
 from tests.fakes import telegram_api as tg

@@ -10,12 +10,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot import escalation
+from bot.desk import escalation
 from bot.app import App
-from bot.delivery import Delivery
-from bot.staff_actions import act
-from bot.sweeps import sla_sweep
-from bot.tickets import TicketService
+from bot.delivery.outbox_worker import Delivery
+from bot.desk.staff_actions import act
+from bot.jobs.sweeps import sla_sweep
+from bot.desk.ticket_service import TicketService
 from config.settings import Settings
 from models import OutboxMessage, Ticket, TicketEvent
 from tests.test_delivery import Outlet

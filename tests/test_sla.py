@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import App
-from bot.dispatch import Dispatch
-from bot.sla import Calendar, load_sla
-from bot.staff_actions import act
-from bot.sweeps import sla_sweep
-from bot.tickets import TicketService
+from bot.desk.routing import Dispatch
+from bot.desk.sla import Calendar, load_sla
+from bot.desk.staff_actions import act
+from bot.jobs.sweeps import sla_sweep
+from bot.desk.ticket_service import TicketService
 from config.settings import Settings, StaffGroup
 from models import OutboxMessage, Ticket, TicketEvent
 
@@ -184,8 +184,8 @@ async def test_two_workers_sweeping_at_once_escalate_once(desk, clock):
 
 
 async def test_owner_hurries_ping_the_assignee_and_count_toward_escalation(desk, clock):
-    from bot.classifier import get_classifier
-    from bot.desk import DbDesk
+    from bot.triage.classifier import get_classifier
+    from bot.desk.owner_desk import DbDesk
     from models import Identity, Staff
 
     async with desk.sessionmaker() as s, s.begin():
@@ -231,7 +231,7 @@ async def test_owner_is_told_the_promised_time_on_each_change(desk, clock):
 
 
 async def test_possible_duplicates_are_flagged_on_the_card(desk, clock):
-    from bot.cards import build_card
+    from bot.desk.group_cards import build_card
 
     async def report(unit_id=None, location="", estate_id=None, category="water") -> Ticket:
         async with desk.sessionmaker() as s, s.begin():
@@ -255,8 +255,8 @@ async def test_possible_duplicates_are_flagged_on_the_card(desk, clock):
 
 
 async def test_low_rating_reopens_to_the_supervisors(desk, clock):
-    from bot.classifier import get_classifier
-    from bot.desk import DbDesk
+    from bot.triage.classifier import get_classifier
+    from bot.desk.owner_desk import DbDesk
 
     async with desk.sessionmaker() as s, s.begin():
         number = (await TicketService(s, clock, desk.engine.dispatch).create(

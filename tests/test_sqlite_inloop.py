@@ -110,7 +110,7 @@ async def test_another_process_holding_the_write_lock_delays_a_step_without_bloc
     import subprocess
     import sys
 
-    from bot.engine import Engine, Sender
+    from bot.conversation.engine import Engine, Sender
     from config.settings import Settings
     from handlers.messages import Inbound
     from models.db import make_sessionmaker

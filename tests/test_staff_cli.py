@@ -5,7 +5,7 @@ import re
 
 from sqlalchemy import select
 
-from bot.staff_accounts import add_staff, staff_of
+from bot.desk.staff_accounts import add_staff, staff_of
 from models import Identity
 from tests.test_import_cli import _cli
 

@@ -6,8 +6,8 @@ import asyncio
 import pytest
 from sqlalchemy import func, inspect, select
 
-from bot.engine import Sender
-from bot.tickets import TicketService
+from bot.conversation.engine import Sender
+from bot.desk.ticket_service import TicketService
 from handlers.messages import Inbound
 from models import Action, Base, Conversation, OutboxMessage, Staff, Ticket, TicketEvent, TransitionError
 from models.db import downgrade, make_engine, make_sessionmaker, upgrade
@@ -96,7 +96,7 @@ async def test_conversation_state_survives_a_restart(db_url, clock):
     await engine.dispose()
     # A new engine (a restart, or a second worker) picks the conversation up where it was.
     engine2 = make_engine(db_url)
-    from bot.engine import Engine
+    from bot.conversation.engine import Engine
 
     eng2 = Engine(make_sessionmaker(engine2), eng.settings, clock=clock)
     replies = await eng2.handle(sender, Inbound.text_or_command("厨房水龙头一直滴水"))
@@ -132,7 +132,7 @@ async def test_a_message_survives_the_database_dropping_its_connections(any_engi
 async def test_two_first_messages_of_a_new_owner_at_once_make_one_account(any_engine):
     """Two workers (separate pools) take a new owner's first two messages at the same moment: both are answered,
     and the owner has one account and one conversation."""
-    from bot.engine import Engine
+    from bot.conversation.engine import Engine
     from models import Identity, Person
 
     url = any_engine.settings.database_url

@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import App
-from bot.channels.telegram import TelegramChannel, split_text
+from bot.channels.telegram.channel import TelegramChannel, split_text
 from bot.clock import Clock
 from bot.runner import build_delivery
-from bot.seed import seed_demo
+from bot.desk.demo_seed import seed_demo
 from bot.server import build_app
-from bot.staff_accounts import add_staff
+from bot.desk.staff_accounts import add_staff
 from config.settings import Settings
 from models import Attachment, OutboxMessage, Ticket, TicketCard
 from tests.fakes import telegram_api as tg
@@ -362,7 +362,7 @@ async def test_webhook_checks_the_secret(tmp_path, sqlite_url):
 
 
 async def test_emergency_while_the_group_is_flooded_and_no_429_is_provoked(harnesses):
-    from bot.tickets import TicketService
+    from bot.desk.ticket_service import TicketService
 
     h = await harnesses(fake={"group_limit": 3, "group_period": 2}, telegram_group_limit=3,
                         telegram_group_period_seconds=2)
@@ -415,7 +415,7 @@ async def test_propdesk_run_starts_the_telegram_channel_when_its_token_is_set(tm
 
 
 async def test_a_burst_goes_out_as_digests_whose_buttons_work(harnesses):
-    from bot.tickets import TicketService
+    from bot.desk.ticket_service import TicketService
 
     h = await harnesses(fake={"group_limit": 3, "group_period": 2}, telegram_group_limit=3,
                         telegram_group_period_seconds=2)
@@ -442,7 +442,7 @@ async def test_a_burst_goes_out_as_digests_whose_buttons_work(harnesses):
 
 
 async def test_a_thousand_tickets_reach_a_group_that_takes_twenty_a_minute(harnesses):
-    from bot.tickets import TicketService
+    from bot.desk.ticket_service import TicketService
 
     h = await harnesses(fake={"group_limit": 20, "group_period": 60})  # Telegram's own group limit
     async with h.app.sessionmaker() as s, s.begin():

@@ -10,7 +10,7 @@ from aiohttp import web
 from telegram import Bot
 from telegram.error import NetworkError, TimedOut
 
-from bot.channels.telegram_http import AiohttpRequest
+from bot.channels.telegram.transport import AiohttpRequest
 from tests.fakes import telegram_api as tg
 from tests.fakes.loopback import serve
 

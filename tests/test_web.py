@@ -7,7 +7,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import App
-from bot.seed import seed_demo
+from bot.desk.demo_seed import seed_demo
 from bot.server import build_app
 from config.settings import Settings
 
@@ -185,7 +185,7 @@ async def test_staff_pane_sends_a_notice_to_the_web_owner(client):
 
 async def test_staff_pane_shows_photos_from_any_channel(client):
     """A photo another channel took is fetched from that channel once and served to the pane."""
-    from bot.tickets import TicketService
+    from bot.desk.ticket_service import TicketService
 
     app = client.propdesk
     fetched: list[str] = []

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.channels.wechat import WeChatChannel, split_bytes
+from bot.channels.wechat.channel import WeChatChannel, split_bytes
 from bot.clock import Clock
-from bot.seed import seed_demo
-from bot.staff_actions import act
+from bot.desk.demo_seed import seed_demo
+from bot.desk.staff_actions import act
 from config.settings import Settings
 from models import Identity, InboundReceipt, Ticket, TicketEvent
 from tests.fakes import wechat as wx
@@ -295,7 +295,7 @@ async def test_access_token_is_shared_and_replaced_when_refused(wechat):
     await api.send_text(OWNER, "b")
     assert h.fake.tokens_issued == 1
     # A second worker (another WeChatAPI over the same database) reuses the stored token.
-    from bot.channels.wechat_api import WeChatAPI
+    from bot.channels.wechat.api import WeChatAPI
 
     other = WeChatAPI(h.app)
     await other.start()

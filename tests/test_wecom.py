@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import App
-from bot.channels.wecom import WeComChannel, card_link
+from bot.channels.wecom.robots import WeComChannel, card_link
 from bot.clock import Clock
-from bot.seed import seed_demo
-from bot.signing import check_password, hash_password, sign, verify
-from bot.tickets import TicketService
+from bot.desk.demo_seed import seed_demo
+from bot.desk.signing import check_password, hash_password, sign, verify
+from bot.desk.ticket_service import TicketService
 from config.settings import Settings
 from models import Attachment, Staff, Ticket
 from tests.fakes.wecom import FakeWeCom

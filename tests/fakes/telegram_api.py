@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from .loopback import serve
+from tests.fakes.loopback import serve
 
 BOT_ID = 777000
 BOT = {"id": BOT_ID, "is_bot": True, "first_name": "propdesk", "username": "propdesk_bot",

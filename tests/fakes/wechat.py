@@ -19,7 +19,7 @@ import segno
 import xmltodict
 from aiohttp import web
 
-from .loopback import serve
+from tests.fakes.loopback import serve
 from wechatpy.crypto import WeChatCrypto
 
 APP_ID, APP_SECRET, TOKEN = "wx1234567890abcdef", "s3cr3t-app-secret", "callback-token"

@@ -6,7 +6,7 @@ import time
 
 from aiohttp import web
 
-from .loopback import serve
+from tests.fakes.loopback import serve
 
 
 class FakeWeCom:

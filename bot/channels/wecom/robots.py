@@ -14,13 +14,13 @@ import aiohttp
 from aiohttp import web
 
 from bot.app import App
-from bot.cards import Card
-from bot.delivery import DeliveryError
-from bot.ratelimit import WindowsByKey
-from bot.signing import sign
-from handlers.i18n import t
+from bot.desk.group_cards import Card
+from bot.delivery.outbox_worker import DeliveryError
+from bot.delivery.ratelimit import WindowsByKey
+from bot.desk.signing import sign
+from config.i18n import t
 
-from . import staff_page
+from bot.channels.web import staff_page
 
 CHANNEL = "wecom"
 MARKDOWN_BYTES = 4096

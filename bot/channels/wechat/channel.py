@@ -22,15 +22,15 @@ from wechatpy.replies import TextReply
 from wechatpy.utils import check_signature
 
 from bot.app import App
-from bot.cards import Card
-from bot.delivery import DeliveryError
-from bot.engine import Sender
+from bot.desk.group_cards import Card
+from bot.delivery.outbox_worker import DeliveryError
+from bot.conversation.engine import Sender
 from handlers.messages import Inbound, Reply, merge_replies
 from models import Identity, OutboxMessage
 from models.step_transactions import StepTx
 
-from .wechat_api import WeChatAPI, WeChatAPIError
-from .wechat_state import Receipts, Windows
+from bot.channels.wechat.api import WeChatAPI, WeChatAPIError
+from bot.conversation.wechat_receipts import Receipts, Windows
 
 CHANNEL = "wechat"
 TEXT_BYTES = 2040  # WeChat takes at most 2048 bytes of text in one message

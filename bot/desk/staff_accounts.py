@@ -10,7 +10,7 @@ from sqlalchemy.orm import selectinload
 
 from models import Estate, Identity, Person, Staff, StaffEstate
 
-from .clock import Clock
+from bot.clock import Clock
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read out over the phone
 CODE_TTL = timedelta(hours=24)

@@ -6,11 +6,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from handlers.i18n import label, t
+from config.i18n import label, t
 from models import Action, Identity, OutboxMessage, Staff, StaffEstate, Ticket, TicketEvent
 
-from .dispatch import PRIORITY
-from .tickets import TicketService
+from bot.desk.routing import PRIORITY
+from bot.desk.ticket_service import TicketService
 
 SYSTEM = "system:sla"
 HURRIES_TO_ESCALATE = 2  # the owner's second hurry (and each after it) climbs the ladder a step

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from config.settings import Route, Settings, StaffGroup
 from models import Building, Estate, OutboxMessage, Person, Staff, StaffEstate, Ticket, TicketCard, Unit
 
-from .clock import Clock
-from .sla import Calendar, load_sla
+from bot.clock import Clock
+from bot.desk.sla import Calendar, load_sla
 
 # Outbox priority of a ticket's messages to staff groups, by urgency.
 PRIORITY = {"emergency": 3, "high": 2, "normal": 1, "low": 0}

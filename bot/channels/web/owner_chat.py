@@ -10,14 +10,14 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
 from bot.app import App
-from bot.engine import Sender
-from bot.media import image_type
-from bot.uploads import save_upload
+from bot.conversation.engine import Sender
+from bot.delivery.media import image_type
+from bot.delivery.uploads import save_upload
 from handlers.messages import Inbound
 from models import Binding, Identity, OutboxMessage, Person, Residency, Unit, Building
 
 CHANNEL = "web"
-STATIC = Path(__file__).resolve().parents[1] / "web"
+STATIC = Path(__file__).resolve().parent / "static"
 _USER = re.compile(r"^w-[A-Za-z0-9_-]{4,40}$")
 IMAGE_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp"}
 

@@ -5,10 +5,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from handlers.i18n import t
+from config.i18n import t
 from models import Binding, Building, Identity, OutboxMessage, Person, Unit
 
-from .clock import Clock
+from bot.clock import Clock
 
 
 async def pending(session: AsyncSession) -> list[dict]:

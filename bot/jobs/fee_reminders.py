@@ -11,12 +11,12 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from handlers.i18n import t
+from config.i18n import t
 from models import Bill, Binding, FeeReminder, Identity, OutboxMessage, Person, Unit
 from models.db import insert_for
 
-from .app import App
-from .notices import after_quiet_hours
+from bot.app import App
+from bot.jobs.notices import after_quiet_hours
 
 log = logging.getLogger("propdesk.fees")
 

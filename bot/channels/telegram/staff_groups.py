@@ -9,16 +9,16 @@ from sqlalchemy.orm import selectinload
 from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters, Update
 from telegram.ext import CommandHandler, ContextTypes, MessageHandler, filters
 
-from bot.cards import NUMBER_PATTERN, build_card
-from bot.staff_accounts import staff_of
-from bot.staff_actions import StaffActionError, act
+from bot.desk.group_cards import NUMBER_PATTERN, build_card
+from bot.desk.staff_accounts import staff_of
+from bot.desk.staff_actions import StaffActionError, act
 from handlers.common import mask_phone
-from handlers.i18n import label, t
+from config.i18n import label, t
 from models import Conversation, Person, Staff, StaffEstate, Ticket, TicketCard
 from models.lifecycle import OPEN_STATUSES
 
 if TYPE_CHECKING:
-    from .telegram import TelegramChannel
+    from bot.channels.telegram.channel import TelegramChannel
 
 CHANNEL = "telegram"
 MAX_PROMPTS = 50  # reject-reason prompts remembered per group

@@ -6,16 +6,16 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.i18n import label, t
+from config.i18n import label, t
 from models import (Action, Attachment, Identity, OutboxMessage, Person, Staff, Ticket, TicketCounter,
                     TicketEvent, TicketFollower, next_status)
 from models.lifecycle import NEEDS_REASON, OPEN_STATUSES
 from models.ticket import PREFIX
 from models.db import insert_for
 
-from .clock import Clock
-from .dispatch import NO_DISPATCH, Dispatch
-from .sla import SLA, load_sla
+from bot.clock import Clock
+from bot.desk.routing import NO_DISPATCH, Dispatch
+from bot.desk.sla import SLA, load_sla
 
 # What owners are promised: minutes to a response, per urgency (config/sla.toml; business time where it says so).
 CLAIM_MINUTES = {urgency: policy.claim for urgency, policy in load_sla().policies.items()}

@@ -10,12 +10,12 @@ from aiohttp import web
 from sqlalchemy import select
 
 from bot.app import App
-from bot.cards import build_card
-from bot.media import image_type
-from bot.signing import check_password, sign, verify
-from bot.staff_actions import StaffActionError, act, ticket_photo
-from bot.uploads import save_upload
-from handlers.i18n import label
+from bot.desk.group_cards import build_card
+from bot.delivery.media import image_type
+from bot.desk.signing import check_password, sign, verify
+from bot.desk.staff_actions import StaffActionError, act, ticket_photo
+from bot.delivery.uploads import save_upload
+from config.i18n import label
 from models import Person, Staff, Ticket, allowed_actions
 
 LINK_PURPOSE = "ticket-link"

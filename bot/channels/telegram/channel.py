@@ -20,15 +20,15 @@ from telegram.warnings import PTBUserWarning
 from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
 from bot.app import App
-from bot.cards import Card
-from bot.delivery import DIGEST, DeliveryError
-from bot.engine import Sender
-from bot.ratelimit import WindowsByKey
-from handlers.i18n import label, t
+from bot.desk.group_cards import Card
+from bot.delivery.outbox_worker import DIGEST, DeliveryError
+from bot.conversation.engine import Sender
+from bot.delivery.ratelimit import WindowsByKey
+from config.i18n import label, t
 from handlers.messages import Inbound, Reply, merge_replies
 
-from .telegram_http import AiohttpRequest
-from .telegram_staff import TelegramStaff
+from bot.channels.telegram.transport import AiohttpRequest
+from bot.channels.telegram.staff_groups import TelegramStaff
 
 CHANNEL = "telegram"
 TEXT_LIMIT = 4096

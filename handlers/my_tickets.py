@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from .common import DONE, SKIP, YES_NO, choice_of, clean_text, show_menu
-from .context import Ctx
-from .messages import Inbound
-from .ports import TicketView
+from handlers.common import DONE, SKIP, YES_NO, choice_of, clean_text, show_menu
+from handlers.context import Ctx
+from handlers.messages import Inbound
+from handlers.ports import TicketView
 
 FLOW = "tickets"
 OPEN = {"new", "assigned", "in_progress", "on_hold", "rejected", "reopened"}

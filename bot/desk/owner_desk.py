@@ -10,18 +10,18 @@ from sqlalchemy import bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from handlers.i18n import t
+from config.i18n import t
 from handlers.ports import BillView, EstateView, NewTicket, PaymentView, TicketView, UnitView
 from models import (Action, Attachment, Binding, Bill, Building, Estate, Payment, Person, Residency, Ticket,
                     TransitionError, Unit)
 
-from .classifier import Classifier
-from .clock import Clock
-from . import escalation
-from .dispatch import NO_DISPATCH, Dispatch
-from .places import find_place
-from .staff_accounts import link_staff_identities
-from .tickets import CLAIM_MINUTES, TicketService
+from bot.triage.classifier import Classifier
+from bot.clock import Clock
+from bot.desk import escalation
+from bot.desk.routing import NO_DISPATCH, Dispatch
+from bot.desk.places import find_place
+from bot.desk.staff_accounts import link_staff_identities
+from bot.desk.ticket_service import CLAIM_MINUTES, TicketService
 
 OPEN = ("new", "assigned", "in_progress", "on_hold", "rejected", "reopened")
 

@@ -6,15 +6,15 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from handlers.i18n import t
+from config.i18n import t
 from models import Conversation, JobRun, OutboxMessage, Ticket
 from models.db import insert_for
 
-from . import escalation
-from .app import App
-from .fee_reminders import send_fee_reminders
-from .notices import daily_digest
-from .tickets import TicketService
+from bot.desk import escalation
+from bot.app import App
+from bot.jobs.fee_reminders import send_fee_reminders
+from bot.jobs.notices import daily_digest
+from bot.desk.ticket_service import TicketService
 
 log = logging.getLogger("propdesk.sweeps")
 

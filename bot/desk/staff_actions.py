@@ -8,9 +8,9 @@ from sqlalchemy.orm import selectinload
 from models import Action, Attachment, Person, Staff, Ticket, TicketFollower, allowed_actions
 from models.lifecycle import OPEN_STATUSES
 
-from .clock import Clock
-from .dispatch import NO_DISPATCH, Dispatch
-from .tickets import TicketService
+from bot.clock import Clock
+from bot.desk.routing import NO_DISPATCH, Dispatch
+from bot.desk.ticket_service import TicketService
 
 STAFF_ACTIONS = ["claim", "start", "hold", "resume", "resolve", "reject", "reassign", "merge", "comment"]
 

@@ -7,11 +7,11 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.common import mask_phone
-from handlers.i18n import label, t
+from config.i18n import label, t
 from models import Ticket, allowed_actions
 
-from .clock import Clock
-from .staff_actions import ticket_card
+from bot.clock import Clock
+from bot.desk.staff_actions import ticket_card
 
 ICONS = {"emergency": "🔴", "high": "🟠", "normal": "🔵", "low": "⚪"}
 # The buttons a card offers, in this order, when the ticket's status allows them.

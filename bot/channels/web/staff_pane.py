@@ -5,11 +5,11 @@ from aiohttp import web
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
-from bot import bindings
+from bot.desk import bindings
 from bot.app import App
-from bot.notices import send_notice
-from bot.media import image_type
-from bot.staff_actions import StaffActionError, act, ticket_card, ticket_photo
+from bot.jobs.notices import send_notice
+from bot.delivery.media import image_type
+from bot.desk.staff_actions import StaffActionError, act, ticket_card, ticket_photo
 from models import Estate, Staff, Ticket
 
 OPEN = ("new", "assigned", "in_progress", "on_hold", "rejected", "reopened")

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from models import OutboxMessage, Ticket, TicketCard, TicketEvent
 
-from .cards import Card, build_card
-from .clock import Clock
+from bot.desk.group_cards import Card, build_card
+from bot.clock import Clock
 
 log = logging.getLogger("propdesk.delivery")
 DIGEST = "digest:"  # a TicketCard message id with this prefix: the ticket went out in a digest, not as a card

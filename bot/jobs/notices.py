@@ -7,12 +7,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.settings import Settings
-from handlers.i18n import label, t
+from config.i18n import label, t
 from models import Binding, Building, Estate, Identity, OutboxMessage, Ticket, Unit
 from models.lifecycle import OPEN_STATUSES
 
-from .clock import Clock
-from .dispatch import Dispatch
+from bot.clock import Clock
+from bot.desk.routing import Dispatch
 
 
 def after_quiet_hours(settings: Settings, clock: Clock) -> datetime | None:

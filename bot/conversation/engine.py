@@ -21,17 +21,17 @@ from sqlalchemy.orm import object_session
 from config.settings import Settings
 from handlers import router
 from handlers.context import Ctx, FlowSettings
-from handlers.i18n import LANGS, t
+from config.i18n import LANGS, t
 from handlers.messages import Inbound, Reply
 from models import Conversation, Identity, OutboxMessage, Person
 from models.db import insert_for, step_transactions
 from models.step_transactions import StepTx
 
-from .classifier import Classifier, get_classifier
-from .clock import Clock
-from .desk import DbDesk
-from .dispatch import Dispatch
-from .tickets import CLAIM_MINUTES
+from bot.triage.classifier import Classifier, get_classifier
+from bot.clock import Clock
+from bot.desk.owner_desk import DbDesk
+from bot.desk.routing import Dispatch
+from bot.desk.ticket_service import CLAIM_MINUTES
 
 log = logging.getLogger("propdesk.engine")
 QUEUED = "propdesk.queued"

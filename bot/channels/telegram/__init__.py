@@ -1,0 +1,1 @@
+"""Telegram: owners' private chats and staff groups, over the Bot API."""

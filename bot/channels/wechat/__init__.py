@@ -1,0 +1,1 @@
+"""WeChat official account (公众号): callbacks, the API client, menus."""

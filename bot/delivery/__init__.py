@@ -1,0 +1,1 @@
+"""Getting messages out: the outbox worker, rate limits, photos and uploads."""

@@ -1,0 +1,1 @@
+"""Scheduled work: SLA sweeps, notices, fee reminders, digests."""

@@ -1,0 +1,1 @@
+"""Triage of owners' messages: kind, category and urgency, with reasons."""

@@ -5,11 +5,11 @@ from models.conversation import Conversation, OutboxMessage
 from models.estate import Binding, Building, Estate, Identity, Person, Residency, Staff, StaffEstate, Unit
 from models.fee import Bill, FeeReminder, Payment
 from models.lifecycle import Action, Status, TransitionError, allowed_actions, next_status
-from models.ticket import Attachment, Ticket, TicketCard, TicketCounter, TicketEvent, TicketFollower
+from models.ticket import Attachment, Ticket, PostedCard, TicketCounter, TicketEvent, TicketFollower
 
 __all__ = [
     "Base", "utcnow", "Conversation", "OutboxMessage", "Binding", "Building", "Estate", "Identity",
     "Person", "Residency", "Staff", "StaffEstate", "Unit", "Bill", "Payment", "Action", "Status",
     "TransitionError", "allowed_actions", "next_status", "Attachment", "Ticket", "TicketCounter",
-    "TicketEvent", "TicketCard", "ApiToken", "InboundReceipt", "ServiceWindow", "FeeReminder", "JobRun", "TicketFollower",
+    "TicketEvent", "PostedCard", "ApiToken", "InboundReceipt", "ServiceWindow", "FeeReminder", "JobRun", "TicketFollower",
 ]

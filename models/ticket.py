@@ -97,7 +97,7 @@ class TicketCounter(Base):
     last: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class TicketCard(Base):
+class PostedCard(Base):
     """A ticket's card in one staff group: edited in place as the ticket changes, one per ticket per group."""
 
     __tablename__ = "ticket_cards"

@@ -11,7 +11,7 @@ from bot.desk.routing import Dispatch
 from bot.desk.staff_actions import act
 from bot.desk.ticket_service import TicketService
 from config.settings import Route, StaffGroup
-from models import OutboxMessage, TicketCard, TicketEvent
+from models import OutboxMessage, PostedCard, TicketEvent
 
 GROUPS = {"repairs": StaffGroup(channel="chat", chat_id="-10"), "duty": StaffGroup(channel="chat", chat_id="-20"),
           "complaints": StaffGroup(channel="chat", chat_id="-30")}
@@ -142,7 +142,7 @@ async def test_card_posted_once_then_edited_and_updates_merge(any_engine, clock)
         number = tk.number
     await delivery.run_once()
     async with sm() as s:
-        [card] = (await s.scalars(select(TicketCard))).all()
+        [card] = (await s.scalars(select(PostedCard))).all()
     assert card.message_id == "m1" and "待接单" in outlet.cards["m1"]
     # Three changes in a row, one edit: the card shows the latest state.
     for action, note in (("claim", ""), ("start", ""), ("hold", "等配件")):
@@ -216,7 +216,7 @@ async def test_emergencies_after_hours_go_to_the_on_duty_group(any_engine, clock
             tk = await TicketService(s, clock, dispatch).create(kind="repair", category="gas", urgency=urgency,
                                                                 description="x", channel="test", reporter_id=None,
                                                                 actor="t")
-            return [c.group for c in (await s.scalars(select(TicketCard).where(TicketCard.ticket_id == tk.id)))]
+            return [c.group for c in (await s.scalars(select(PostedCard).where(PostedCard.ticket_id == tk.id)))]
 
     assert await groups_at(datetime(2026, 11, 25, 2, 0), "emergency") == ["repairs"]  # Wednesday 10:00
     assert await groups_at(datetime(2026, 11, 25, 14, 0), "emergency") == ["duty"]  # 22:00

@@ -231,7 +231,7 @@ async def test_owner_is_told_the_promised_time_on_each_change(desk, clock):
 
 
 async def test_possible_duplicates_are_flagged_on_the_card(desk, clock):
-    from bot.desk.group_cards import build_card
+    from bot.desk.group_cards import build_group_card
 
     async def report(unit_id=None, location="", estate_id=None, category="water") -> Ticket:
         async with desk.sessionmaker() as s, s.begin():
@@ -248,7 +248,7 @@ async def test_possible_duplicates_are_flagged_on_the_card(desk, clock):
     again = await report(location=" 3栋2单元5楼楼道", estate_id=1)
     assert spot.possible_duplicate_of is None and again.possible_duplicate_of == spot.number
     async with desk.sessionmaker() as s:
-        card = await build_card(s, await s.get(Ticket, again.id), clock)
+        card = await build_group_card(s, await s.get(Ticket, again.id), clock)
     assert f"可能与 {spot.number} 重复" in card.text
     clock.advance(hours=25)
     assert (await report(unit_id=1)).possible_duplicate_of is None  # outside the window

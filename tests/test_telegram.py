@@ -16,7 +16,7 @@ from bot.desk.demo_seed import seed_demo
 from bot.server import build_app
 from bot.desk.staff_accounts import add_staff
 from config.settings import Settings
-from models import Attachment, OutboxMessage, Ticket, TicketCard
+from models import Attachment, OutboxMessage, Ticket, PostedCard
 from tests.fakes import telegram_api as tg
 
 GROUP = -1001

@@ -16,13 +16,13 @@ from typing import Protocol
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from models import OutboxMessage, Ticket, TicketCard, TicketEvent
+from models import OutboxMessage, Ticket, PostedCard, TicketEvent
 
-from bot.desk.group_cards import Card, build_card
+from bot.desk.group_cards import GroupCard, build_group_card
 from bot.clock import Clock
 
 log = logging.getLogger("propdesk.delivery")
-DIGEST = "digest:"  # a TicketCard message id with this prefix: the ticket went out in a digest, not as a card
+DIGEST = "digest:"  # a PostedCard message id with this prefix: the ticket went out in a digest, not as a card
 
 
 class DeliveryError(Exception):
@@ -42,7 +42,7 @@ class Outlet(Protocol):
     async def send(self, chat_id: str, payload: dict, reply_to: str | None = None) -> str | None:
         """Send a text (with choices) or a photo; the platform's message id."""
 
-    async def put_card(self, chat_id: str, card: Card, message_id: str | None) -> str:
+    async def put_card(self, chat_id: str, card: GroupCard, message_id: str | None) -> str:
         """Post the card, or edit it in place when it has a message id; the message id."""
 
     # Optional, for channels whose limit can leave a backlog: `free(chat_id)` is how many messages may go now,
@@ -150,22 +150,22 @@ class Delivery:
         reply_to = None
         if row.payload.get("reply_to_card") and row.ticket_id:
             async with self.sm() as s:
-                reply_to = await s.scalar(select(TicketCard.message_id).where(
-                    TicketCard.ticket_id == row.ticket_id, TicketCard.channel == row.channel,
-                    TicketCard.chat_id == row.chat_id))
+                reply_to = await s.scalar(select(PostedCard.message_id).where(
+                    PostedCard.ticket_id == row.ticket_id, PostedCard.channel == row.channel,
+                    PostedCard.chat_id == row.chat_id))
         await outlet.send(row.chat_id, row.payload, reply_to=(reply_to or "").removeprefix(DIGEST) or None)
         await self._settle(row, "sent")
 
     async def _send_card(self, outlet: Outlet, row: OutboxMessage) -> None:
         async with self.sm() as s:
             ticket = await s.get(Ticket, row.ticket_id)
-            slot = await s.scalar(select(TicketCard).where(
-                TicketCard.ticket_id == row.ticket_id, TicketCard.channel == row.channel,
-                TicketCard.chat_id == row.chat_id))
+            slot = await s.scalar(select(PostedCard).where(
+                PostedCard.ticket_id == row.ticket_id, PostedCard.channel == row.channel,
+                PostedCard.chat_id == row.chat_id))
             if ticket is None or slot is None:
                 await self._settle(row, "failed", note="no such ticket card")
                 return
-            card = await build_card(s, ticket, self.clock, self.staff_lang)
+            card = await build_group_card(s, ticket, self.clock, self.staff_lang)
         # A ticket listed in a digest has no card of its own yet: its first change posts one.
         current = None if (slot.message_id or "").startswith(DIGEST) else slot.message_id
         first_post = current is None
@@ -176,7 +176,7 @@ class Delivery:
                 return
         message_id = await outlet.put_card(row.chat_id, card, current)
         async with self.sm() as s, s.begin():
-            slot = await s.get(TicketCard, slot.id)
+            slot = await s.get(PostedCard, slot.id)
             slot.message_id = str(message_id)
             await self._settle(row, "sent", session=s)
         if first_post:
@@ -188,24 +188,24 @@ class Delivery:
 
     def _new_cards(self, row: OutboxMessage, now):  # noqa: ANN001, ANN202
         """Due rows that would post a new card (or one only listed in a digest) to the row's chat, but the row."""
-        return (select(OutboxMessage).join(TicketCard, (TicketCard.ticket_id == OutboxMessage.ticket_id)
-                                           & (TicketCard.channel == OutboxMessage.channel)
-                                           & (TicketCard.chat_id == OutboxMessage.chat_id))
+        return (select(OutboxMessage).join(PostedCard, (PostedCard.ticket_id == OutboxMessage.ticket_id)
+                                           & (PostedCard.channel == OutboxMessage.channel)
+                                           & (PostedCard.chat_id == OutboxMessage.chat_id))
                 .where(*self._due(now), OutboxMessage.kind == "card", OutboxMessage.channel == row.channel,
                        OutboxMessage.chat_id == row.chat_id, OutboxMessage.id != row.id,
-                       TicketCard.message_id.is_(None) | TicketCard.message_id.startswith(DIGEST)))
+                       PostedCard.message_id.is_(None) | PostedCard.message_id.startswith(DIGEST)))
 
     async def _new_cards_waiting(self, row: OutboxMessage) -> int:
         async with self.sm() as s:
             return await s.scalar(select(func.count()).select_from(self._new_cards(row, self.clock.now()).subquery()))
 
-    async def _send_digest(self, outlet: Outlet, row: OutboxMessage, card: Card) -> bool:
+    async def _send_digest(self, outlet: Outlet, row: OutboxMessage, card: GroupCard) -> bool:
         """The chat's limit is reached and more new cards wait: post them all as one digest instead of queueing
         them for minutes. False when this card is the only one waiting."""
         now = self.clock.now()
         async with self.sm() as s, s.begin():
             others = (await s.scalars(
-                self._new_cards(row, now).where(TicketCard.message_id.is_(None))  # not yet in a digest either
+                self._new_cards(row, now).where(PostedCard.message_id.is_(None))  # not yet in a digest either
                 .order_by(OutboxMessage.priority.desc(), OutboxMessage.id).limit(outlet.digest_size - 1)
                 .with_for_update(skip_locked=True, of=OutboxMessage))).all()
             for other in others:
@@ -213,7 +213,7 @@ class Delivery:
         if not others:
             return False
         async with self.sm() as s:
-            cards = [card] + [await build_card(s, await s.get(Ticket, o.ticket_id), self.clock, self.staff_lang)
+            cards = [card] + [await build_group_card(s, await s.get(Ticket, o.ticket_id), self.clock, self.staff_lang)
                               for o in others]
         try:
             message_id = await outlet.put_digest(row.chat_id, cards)
@@ -224,9 +224,9 @@ class Delivery:
             raise
         async with self.sm() as s, s.begin():
             for done in [row, *others]:
-                slot = await s.scalar(select(TicketCard).where(
-                    TicketCard.ticket_id == done.ticket_id, TicketCard.channel == done.channel,
-                    TicketCard.chat_id == done.chat_id))
+                slot = await s.scalar(select(PostedCard).where(
+                    PostedCard.ticket_id == done.ticket_id, PostedCard.channel == done.channel,
+                    PostedCard.chat_id == done.chat_id))
                 slot.message_id = str(message_id)
                 await self._settle(done, "sent", note=f"in a digest of {len(cards)}", session=s)
         log.info("posted %d cards to %s:%s as one digest", len(cards), row.channel, row.chat_id)

@@ -11,7 +11,7 @@ from config.i18n import label, t
 from models import Ticket, allowed_actions
 
 from bot.clock import Clock
-from bot.desk.staff_actions import ticket_card
+from bot.desk.staff_actions import staff_ticket_view
 
 ICONS = {"emergency": "🔴", "high": "🟠", "normal": "🔵", "low": "⚪"}
 # The buttons a card offers, in this order, when the ticket's status allows them.
@@ -20,7 +20,7 @@ NUMBER_PATTERN = r"\b(?:BX|TS)-\d{8}-\d{4}\b"
 
 
 @dataclass
-class Card:
+class GroupCard:
     number: str
     text: str
     buttons: list[tuple[str, str]] = field(default_factory=list)  # (action, label)
@@ -33,8 +33,8 @@ def _when(clock: Clock, at: datetime | None) -> str:
     return clock.local(at).strftime("%m-%d %H:%M") if at else "-"
 
 
-async def build_card(session: AsyncSession, ticket: Ticket, clock: Clock, lang: str = "zh") -> Card:
-    info = await ticket_card(session, ticket, clock)
+async def build_group_card(session: AsyncSession, ticket: Ticket, clock: Clock, lang: str = "zh") -> GroupCard:
+    info = await staff_ticket_view(session, ticket, clock)
     lines = [t(lang, "card.header", icon=ICONS.get(ticket.urgency, "🔵"), urgency=label(lang, "urgency", ticket.urgency),
                kind=label(lang, "kind", ticket.kind), number=ticket.number),
              t(lang, "card.status", status=label(lang, "status", ticket.status), assignee=info["assignee"] or "-"),
@@ -74,5 +74,5 @@ async def build_card(session: AsyncSession, ticket: Ticket, clock: Clock, lang: 
         buttons.append(("merge", label(lang, "action", "merge")))
     if ticket.status not in ("closed", "cancelled"):
         buttons.append(("contact", t(lang, "card.button.contact")))
-    return Card(number=ticket.number, text="\n".join(lines), buttons=buttons, photos=info["photos"], header=lines[0],
+    return GroupCard(number=ticket.number, text="\n".join(lines), buttons=buttons, photos=info["photos"], header=lines[0],
                 description=ticket.description)

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.settings import Route, Settings, StaffGroup
-from models import Building, Estate, OutboxMessage, Person, Staff, StaffEstate, Ticket, TicketCard, Unit
+from models import Building, Estate, OutboxMessage, Person, Staff, StaffEstate, Ticket, PostedCard, Unit
 
 from bot.clock import Clock
 from bot.desk.sla import Calendar, load_sla
@@ -75,12 +75,12 @@ class Dispatch:
         return facts
 
     async def announce(self, session: AsyncSession, ticket: Ticket, clock: Clock,
-                       facts: dict[str, str] | None = None) -> list[TicketCard]:
+                       facts: dict[str, str] | None = None) -> list[PostedCard]:
         """Give a new ticket a card in each of its groups."""
         cards = []
         for name in self.group_names(facts or await self.facts(session, ticket)):
             group = self.groups[name]
-            card = TicketCard(ticket_id=ticket.id, group=name, channel=group.channel, chat_id=group.chat_id,
+            card = PostedCard(ticket_id=ticket.id, group=name, channel=group.channel, chat_id=group.chat_id,
                               created_at=clock.now())
             session.add(card)
             cards.append(card)
@@ -112,7 +112,7 @@ class Dispatch:
 
     async def refresh(self, session: AsyncSession, ticket: Ticket, clock: Clock) -> None:
         """Queue an edit of every card of the ticket, unless one is already waiting to be sent."""
-        cards = (await session.scalars(select(TicketCard).where(TicketCard.ticket_id == ticket.id))).all()
+        cards = (await session.scalars(select(PostedCard).where(PostedCard.ticket_id == ticket.id))).all()
         for card in cards:
             waiting = await session.scalar(select(OutboxMessage.id).where(
                 OutboxMessage.ticket_id == ticket.id, OutboxMessage.kind == "card",
@@ -127,7 +127,7 @@ class Dispatch:
     async def tell_groups(self, session: AsyncSession, ticket: Ticket, clock: Clock, text: str,
                           photo_ref: str = "") -> int:
         """A message under the ticket's card in each group (e.g. what the owner added)."""
-        cards = (await session.scalars(select(TicketCard).where(TicketCard.ticket_id == ticket.id))).all()
+        cards = (await session.scalars(select(PostedCard).where(PostedCard.ticket_id == ticket.id))).all()
         for card in cards:
             session.add(OutboxMessage(channel=card.channel, chat_id=card.chat_id, ticket_id=ticket.id,
                                       payload={"text": text, "photo_ref": photo_ref, "reply_to_card": True},

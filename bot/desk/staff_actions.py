@@ -73,7 +73,7 @@ async def ticket_photo(app, number: str, index: int) -> bytes | None:  # noqa: A
     return await app.media.fetch(refs[index]) if 0 <= index < len(refs) else None
 
 
-async def ticket_card(session: AsyncSession, ticket: Ticket, clock: Clock) -> dict:
+async def staff_ticket_view(session: AsyncSession, ticket: Ticket, clock: Clock) -> dict:
     """Everything a staff surface shows about a ticket."""
     await session.refresh(ticket, ["events", "attachments"])
     reporter = await session.get(Person, ticket.reporter_id) if ticket.reporter_id else None

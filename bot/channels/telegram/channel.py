@@ -20,7 +20,7 @@ from telegram.warnings import PTBUserWarning
 from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
 from bot.app import App
-from bot.desk.group_cards import Card
+from bot.desk.group_cards import GroupCard
 from bot.delivery.outbox_worker import DIGEST, DeliveryError
 from bot.conversation.engine import Sender
 from bot.delivery.ratelimit import WindowsByKey
@@ -299,7 +299,7 @@ class TelegramChannel:
         chat = int(chat_id)
         return self.limiter.groups.get(chat).backlog_free() if chat < 0 else 1_000_000
 
-    async def put_digest(self, chat_id: str, cards: list[Card]) -> str:
+    async def put_digest(self, chat_id: str, cards: list[GroupCard]) -> str:
         """Many new tickets in one message: a line each, and a Claim button each; a ticket gets its own card
         when it changes."""
         lang = self.app.settings.staff_lang
@@ -314,7 +314,7 @@ class TelegramChannel:
             raise as_delivery_error(exc) from exc
         return f"{DIGEST}{sent.message_id}"
 
-    async def put_card(self, chat_id: str, card: Card, message_id: str | None) -> str:
+    async def put_card(self, chat_id: str, card: GroupCard, message_id: str | None) -> str:
         markup = InlineKeyboardMarkup([
             [InlineKeyboardButton(lbl, callback_data=f"tk:{action}:{card.number}") for action, lbl in row]
             for row in (card.buttons[i:i + 3] for i in range(0, len(card.buttons), 3))])

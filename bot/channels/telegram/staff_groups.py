@@ -9,12 +9,12 @@ from sqlalchemy.orm import selectinload
 from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters, Update
 from telegram.ext import CommandHandler, ContextTypes, MessageHandler, filters
 
-from bot.desk.group_cards import NUMBER_PATTERN, build_card
+from bot.desk.group_cards import NUMBER_PATTERN, build_group_card
 from bot.desk.staff_accounts import staff_of
 from bot.desk.staff_actions import StaffActionError, act
 from handlers.common import mask_phone
 from config.i18n import label, t
-from models import Conversation, Person, Staff, StaffEstate, Ticket, TicketCard
+from models import Conversation, Person, Staff, StaffEstate, Ticket, PostedCard
 from models.lifecycle import OPEN_STATUSES
 
 if TYPE_CHECKING:
@@ -159,9 +159,9 @@ class TelegramStaff:
     async def _number_of(self, chat_id: int, replied) -> str | None:  # noqa: ANN001
         """The ticket a bot message is about: its card, or a number written in it."""
         async with self.app.sessionmaker() as s:
-            number = await s.scalar(select(Ticket.number).join(TicketCard, TicketCard.ticket_id == Ticket.id)
-                                    .where(TicketCard.channel == CHANNEL, TicketCard.chat_id == str(chat_id),
-                                           TicketCard.message_id == str(replied.message_id)))
+            number = await s.scalar(select(Ticket.number).join(PostedCard, PostedCard.ticket_id == Ticket.id)
+                                    .where(PostedCard.channel == CHANNEL, PostedCard.chat_id == str(chat_id),
+                                           PostedCard.message_id == str(replied.message_id)))
         if number:
             return number
         found = re.search(NUMBER_PATTERN, replied.text or replied.caption or "")
@@ -181,8 +181,8 @@ class TelegramStaff:
         async with self.app.sessionmaker() as s:
             q = select(Ticket).where(Ticket.status.in_([str(x) for x in OPEN_STATUSES])).order_by(Ticket.id)
             if command == "open":
-                q = q.join(TicketCard, TicketCard.ticket_id == Ticket.id).where(
-                    TicketCard.channel == CHANNEL, TicketCard.chat_id == str(message.chat.id))
+                q = q.join(PostedCard, PostedCard.ticket_id == Ticket.id).where(
+                    PostedCard.channel == CHANNEL, PostedCard.chat_id == str(message.chat.id))
                 header = "staff.open_header"
             else:
                 q = q.where(Ticket.assignee_id == staff.id)
@@ -209,5 +209,5 @@ class TelegramStaff:
             return
         async with self.app.sessionmaker() as s:
             ticket = await s.scalar(select(Ticket).where(Ticket.number == number))
-            card = await build_card(s, ticket, self.app.clock, self.lang) if ticket else None
+            card = await build_group_card(s, ticket, self.app.clock, self.lang) if ticket else None
         await message.reply_text(card.text if card else self.t("staff.ticket_unknown", number=number))

@@ -10,7 +10,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from bot.app import App
-from bot.desk.group_cards import build_card
+from bot.desk.group_cards import build_group_card
 from bot.delivery.media import image_type
 from bot.desk.signing import check_password, sign, verify
 from bot.desk.staff_actions import StaffActionError, act, ticket_photo
@@ -66,7 +66,7 @@ class StaffPage:
             ticket = await s.scalar(select(Ticket).where(Ticket.number == number))
             if ticket is None:
                 return page("无此工单", "<p class=note>没有这个工单。No such ticket.</p>", 404)
-            card = await build_card(s, ticket, self.app.clock, self.app.settings.staff_lang)
+            card = await build_group_card(s, ticket, self.app.clock, self.app.settings.staff_lang)
             allowed = {a.value for a in allowed_actions(ticket.status)}
         lang = self.app.settings.staff_lang
         notice = html.escape(request.query.get("m", ""))

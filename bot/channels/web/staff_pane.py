@@ -9,7 +9,7 @@ from bot.desk import bindings
 from bot.app import App
 from bot.jobs.notices import send_notice
 from bot.delivery.media import image_type
-from bot.desk.staff_actions import StaffActionError, act, ticket_card, ticket_photo
+from bot.desk.staff_actions import StaffActionError, act, staff_ticket_view, ticket_photo
 from models import Estate, Staff, Ticket
 
 OPEN = ("new", "assigned", "in_progress", "on_hold", "rejected", "reopened")
@@ -34,7 +34,7 @@ class StaffPane:
                                     .order_by(Ticket.id.desc()).limit(100))).all()
             urgency = {"emergency": 0, "high": 1, "normal": 2, "low": 3}
             rows = sorted(rows, key=lambda t: (t.status not in OPEN, urgency.get(t.urgency, 9), -t.id))
-            cards = [await ticket_card(s, t, self.app.clock) for t in rows]
+            cards = [await staff_ticket_view(s, t, self.app.clock) for t in rows]
         return web.json_response({"tickets": cards})
 
     async def ticket(self, request: web.Request) -> web.Response:
@@ -42,7 +42,7 @@ class StaffPane:
             tk = await s.scalar(select(Ticket).where(Ticket.number == request.match_info["number"]))
             if tk is None:
                 return web.json_response({"error": "no such ticket"}, status=404)
-            return web.json_response(await ticket_card(s, tk, self.app.clock))
+            return web.json_response(await staff_ticket_view(s, tk, self.app.clock))
 
     async def photo(self, request: web.Request) -> web.Response:
         """A ticket's photo, whichever channel it came through (fetched from there once, then kept)."""
@@ -65,7 +65,7 @@ class StaffPane:
                 tk = await act(s, self.app.clock, number=request.match_info["number"], staff_id=staff_id,
                                action=action, note=note, assignee_id=assignee,
                                dispatch=self.app.engine.dispatch)
-                card = await ticket_card(s, tk, self.app.clock)
+                card = await staff_ticket_view(s, tk, self.app.clock)
         except StaffActionError as exc:
             return web.json_response({"error": str(exc)}, status=409)
         return web.json_response(card)

@@ -22,7 +22,7 @@ from wechatpy.replies import TextReply
 from wechatpy.utils import check_signature
 
 from bot.app import App
-from bot.desk.group_cards import Card
+from bot.desk.group_cards import GroupCard
 from bot.delivery.outbox_worker import DeliveryError
 from bot.conversation.engine import Sender
 from handlers.messages import Inbound, Reply, merge_replies
@@ -320,5 +320,5 @@ class WeChatChannel:
         except WeChatAPIError as exc:
             raise DeliveryError(f"wechat template: {exc}", permanent=exc.code != -1) from exc
 
-    async def put_card(self, chat_id: str, card: Card, message_id: str | None) -> str:
+    async def put_card(self, chat_id: str, card: GroupCard, message_id: str | None) -> str:
         raise DeliveryError("staff cards do not go to WeChat official-account chats", permanent=True)

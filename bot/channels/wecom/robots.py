@@ -14,7 +14,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.app import App
-from bot.desk.group_cards import Card
+from bot.desk.group_cards import GroupCard
 from bot.delivery.outbox_worker import DeliveryError
 from bot.delivery.ratelimit import WindowsByKey
 from bot.desk.signing import sign
@@ -39,7 +39,7 @@ def clip_bytes(text: str, limit: int) -> str:
     return text if len(data) <= limit else data[:limit].decode(errors="ignore")
 
 
-def card_markdown(card: Card, link: str) -> str:
+def card_markdown(card: GroupCard, link: str) -> str:
     """The card as WeCom markdown: a bold header, the details quoted, and the link to act on it."""
     header, *details = card.text.split("\n")
     footer = f"\n[👉 处理工单 Work this ticket]({link})"
@@ -80,7 +80,7 @@ class WeComChannel:
         if code:
             raise DeliveryError(f"wecom {code}: {data.get('errmsg', '')}", permanent=code != -1)
 
-    async def put_card(self, chat_id: str, card: Card, message_id: str | None) -> str:
+    async def put_card(self, chat_id: str, card: GroupCard, message_id: str | None) -> str:
         if message_id:  # robots cannot edit: the card went out once, its link shows the ticket as it is now
             return message_id
         await self._post(chat_id, {"msgtype": "markdown",
@@ -92,7 +92,7 @@ class WeComChannel:
     def free(self, chat_id: str) -> int:
         return self.windows.get(chat_id).backlog_free()
 
-    async def put_digest(self, chat_id: str, cards: list[Card]) -> str:
+    async def put_digest(self, chat_id: str, cards: list[GroupCard]) -> str:
         """Several new tickets in one markdown message, each with its header and its own staff-page link."""
         lines = [f"**📋 {len(cards)} 张新工单 New tickets**"]
         lang = self.app.settings.staff_lang

@@ -13,7 +13,10 @@ from models.db import make_engine, make_sessionmaker
 
 from bot.clock import Clock
 from bot.conversation.engine import Engine
+from bot.delivery.api_tokens import ApiTokens
 from bot.delivery.media import MediaStore
+from bot.desk.owner_accounts import OwnerAccounts
+from bot.desk.staff_desk import StaffDesk
 
 log = logging.getLogger("propdesk")
 
@@ -28,11 +31,18 @@ class App:
     extras: dict = field(default_factory=dict)
     delivery: Any = None  # bot.delivery.Delivery, once channels with outlets run
     media: MediaStore = None  # type: ignore[assignment] - set in __post_init__
+    staff_desk: StaffDesk = None  # type: ignore[assignment] - set in __post_init__
+    owner_accounts: OwnerAccounts = None  # type: ignore[assignment] - set in __post_init__
+    api_tokens: ApiTokens = None  # type: ignore[assignment] - set in __post_init__
 
     def __post_init__(self) -> None:
         if self.media is None:
             self.media = MediaStore(self.settings.upload_dir)
         self.engine.on_queued = self.wake_delivery
+        self.staff_desk = StaffDesk(self.sessionmaker, self.settings, self.clock, self.engine.dispatch, self.media,
+                                    self.wake_delivery)
+        self.owner_accounts = OwnerAccounts(self.sessionmaker, self.clock)
+        self.api_tokens = ApiTokens(self.sessionmaker, self.clock)
 
     @classmethod
     def create(cls, settings: Settings, clock: Clock | None = None) -> "App":
@@ -50,8 +60,7 @@ class App:
         """Hand messages that could not be sent at once to the outbox, for the delivery worker to retry."""
         async with self.sessionmaker() as s, s.begin():
             for payload in payloads:
-                s.add(OutboxMessage(channel=channel, chat_id=chat_id, payload=payload, created_at=self.clock.now(),
-                                    next_attempt_at=self.clock.now()))
+                s.add(OutboxMessage.new(channel, chat_id, payload, at=self.clock.now(), not_before=self.clock.now()))
         self.wake_delivery()
 
     async def close(self) -> None:

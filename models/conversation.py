@@ -43,3 +43,11 @@ class OutboxMessage(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     last_error: Mapped[str] = mapped_column(String(500), default="")
     sent_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+
+    @classmethod
+    def new(cls, channel: str, chat_id: str, payload: dict, *, at: datetime, kind: str = "message",
+            ticket_id: int | None = None, priority: int = 0, not_before: datetime | None = None) -> "OutboxMessage":
+        """The one way an outgoing message is made: to (channel, chat), what to say, when it was queued, and the
+        earliest time it may go (None: at once)."""
+        return cls(channel=channel, chat_id=chat_id, payload=payload, created_at=at, kind=kind, ticket_id=ticket_id,
+                   priority=priority, next_attempt_at=not_before)

@@ -1,6 +1,8 @@
 """Staff decisions on binding requests that did not match the roster."""
 from __future__ import annotations
 
+from typing import Collection
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -11,20 +13,29 @@ from models import Binding, Building, Identity, OutboxMessage, Person, Unit
 from bot.clock import Clock
 
 
-async def pending(session: AsyncSession) -> list[dict]:
-    rows = (await session.execute(
+def _in_estates(query, estate_ids: Collection[int] | None):  # noqa: ANN001, ANN202 - a Select over Binding
+    """Limit to bindings of homes in these estates (None: all, for the CLI)."""
+    if estate_ids is None:
+        return query
+    return query.where(Binding.unit_id.in_(select(Unit.id).join(Building, Building.id == Unit.building_id)
+                                           .where(Building.estate_id.in_(sorted(estate_ids)))))
+
+
+async def pending(session: AsyncSession, estate_ids: Collection[int] | None = None) -> list[dict]:
+    rows = (await session.execute(_in_estates(
         select(Binding, Person).join(Person, Person.id == Binding.person_id).where(Binding.status == "pending")
         .options(selectinload(Binding.unit).selectinload(Unit.building).selectinload(Building.estate))
-        .order_by(Binding.id))).all()
+        .order_by(Binding.id), estate_ids))).all()
     return [{"id": b.id, "person": p.name, "phone": b.phone, "unit": b.unit.label,
              "estate": b.unit.building.estate.name, "created_at": b.created_at.isoformat() + "Z"} for b, p in rows]
 
 
-async def decide(session: AsyncSession, clock: Clock, binding_id: int, approve: bool) -> Binding | None:
-    """Approve or refuse a pending binding and tell the person on each of their chats."""
-    binding = await session.scalar(select(Binding).where(Binding.id == binding_id, Binding.status == "pending")
-                                   .options(selectinload(Binding.unit).selectinload(Unit.building))
-                                   .with_for_update())
+async def decide(session: AsyncSession, clock: Clock, binding_id: int, approve: bool,
+                 estate_ids: Collection[int] | None = None) -> Binding | None:
+    """Approve or refuse a pending binding (of a home in `estate_ids`) and tell the person on each of their chats."""
+    binding = await session.scalar(_in_estates(
+        select(Binding).where(Binding.id == binding_id, Binding.status == "pending")
+        .options(selectinload(Binding.unit).selectinload(Unit.building)), estate_ids).with_for_update())
     if binding is None:
         return None
     binding.status = "active" if approve else "refused"
@@ -34,7 +45,6 @@ async def decide(session: AsyncSession, clock: Clock, binding_id: int, approve: 
     text = t(lang, "bind.approved" if approve else "bind.refused", unit=binding.unit.label)
     for ident in (await session.scalars(select(Identity).where(Identity.person_id == binding.person_id,
                                                                 Identity.active.is_(True)))).all():
-        session.add(OutboxMessage(channel=ident.channel, chat_id=ident.chat_id, payload={"text": text, "choices": []},
-                                  created_at=clock.now()))
+        session.add(OutboxMessage.new(ident.channel, ident.chat_id, {"text": text, "choices": []}, at=clock.now()))
     await session.flush()
     return binding

@@ -9,7 +9,7 @@ from sqlalchemy.orm import selectinload
 from config.i18n import label, t
 from models import Action, Identity, OutboxMessage, Staff, StaffEstate, Ticket, TicketEvent
 
-from bot.desk.routing import PRIORITY
+from bot.desk.routing import priority_of
 from bot.desk.ticket_service import TicketService
 
 SYSTEM = "system:sla"
@@ -23,10 +23,10 @@ async def hurried(svc: TicketService, ticket: Ticket, now: datetime, lang: str =
         accounts = (await svc.s.scalars(select(Identity).where(Identity.person_id == staff.person_id,
                                                                Identity.active.is_(True)))).all()
         for account in accounts:
-            svc.s.add(OutboxMessage(channel=account.channel, chat_id=account.chat_id, ticket_id=ticket.id,
-                                    payload={"text": t(lang, "staff.owner_hurried", number=ticket.number,
-                                                       n=ticket.hurry_count)},
-                                    priority=PRIORITY.get(ticket.urgency, 1), created_at=now))
+            svc.s.add(OutboxMessage.new(account.channel, account.chat_id,
+                                        {"text": t(lang, "staff.owner_hurried", number=ticket.number,
+                                                   n=ticket.hurry_count)},
+                                        at=now, ticket_id=ticket.id, priority=priority_of(ticket.urgency)))
     if ticket.hurry_count >= HURRIES_TO_ESCALATE and ticket.escalation_level < len(svc.sla.ladder):
         group, _ = svc.sla.ladder[ticket.escalation_level]
         await _escalate(svc, ticket, "hurry", now, now, group, lang)
@@ -70,8 +70,8 @@ async def _escalate(svc: TicketService, ticket: Ticket, what: str, due: datetime
     text = t(lang, key, level=level, number=ticket.number, urgency=label(lang, "urgency", ticket.urgency),
              category=label(lang, "category", ticket.category), what=t(lang, f"sla.what.{what}"), minutes=late,
              status=label(lang, "status", ticket.status), assignee=assignee, n=ticket.hurry_count)
-    svc.s.add(OutboxMessage(channel=target.channel, chat_id=target.chat_id, ticket_id=ticket.id,
-                            payload={"text": text}, priority=PRIORITY.get(ticket.urgency, 1), created_at=now))
+    svc.s.add(OutboxMessage.new(target.channel, target.chat_id, {"text": text}, at=now, ticket_id=ticket.id,
+                                priority=priority_of(ticket.urgency)))
 
 
 async def reopened(svc: TicketService, ticket: Ticket, stars: int, comment: str, now: datetime,
@@ -82,8 +82,8 @@ async def reopened(svc: TicketService, ticket: Ticket, stars: int, comment: str,
         return
     text = t(lang, "sla.reopened", number=ticket.number, stars="★" * stars or "-", comment=comment or "-",
              category=label(lang, "category", ticket.category), assignee=await svc.staff_name(ticket.assignee_id) or "-")
-    svc.s.add(OutboxMessage(channel=target.channel, chat_id=target.chat_id, ticket_id=ticket.id,
-                            payload={"text": text}, priority=PRIORITY.get(ticket.urgency, 1), created_at=now))
+    svc.s.add(OutboxMessage.new(target.channel, target.chat_id, {"text": text}, at=now, ticket_id=ticket.id,
+                                priority=priority_of(ticket.urgency)))
 
 
 async def _on_duty(svc: TicketService, ticket: Ticket) -> str:

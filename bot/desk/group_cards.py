@@ -27,6 +27,7 @@ class GroupCard:
     photos: list[str] = field(default_factory=list)  # channel references of the ticket's photos
     header: str = ""  # the card's first line (urgency, kind, number): a digest lists cards by it
     description: str = ""  # the owner's words, for the same
+    actions: list[str] = field(default_factory=list)  # every action the ticket's status allows now
 
 
 def _when(clock: Clock, at: datetime | None) -> str:
@@ -74,5 +75,5 @@ async def build_group_card(session: AsyncSession, ticket: Ticket, clock: Clock, 
         buttons.append(("merge", label(lang, "action", "merge")))
     if ticket.status not in ("closed", "cancelled"):
         buttons.append(("contact", t(lang, "card.button.contact")))
-    return GroupCard(number=ticket.number, text="\n".join(lines), buttons=buttons, photos=info["photos"], header=lines[0],
-                description=ticket.description)
+    return GroupCard(number=ticket.number, text="\n".join(lines), buttons=buttons, photos=info["photos"],
+                     header=lines[0], description=ticket.description, actions=sorted(allowed))

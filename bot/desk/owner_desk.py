@@ -19,6 +19,7 @@ from bot.triage.classifier import Classifier
 from bot.clock import Clock
 from bot.desk import escalation
 from bot.desk.routing import NO_DISPATCH, Dispatch
+from bot.desk.owner_accounts import set_binding
 from bot.desk.places import find_place
 from bot.desk.staff_accounts import link_staff_identities
 from bot.desk.ticket_service import CLAIM_MINUTES, TicketService
@@ -113,19 +114,15 @@ class DbDesk:
             person.phone = phone
         if unit is None:
             return "unknown_unit"
-        existing = await self.s.scalar(select(Binding).where(Binding.person_id == person_id,
-                                                              Binding.unit_id == unit.id))
-        if existing and existing.status == "active":
+        existing = await self.s.scalar(select(Binding.status).where(Binding.person_id == person_id,
+                                                                     Binding.unit_id == unit.id))
+        if existing == "active":
             return "already"
         on_roster = await self.s.scalar(
-            select(Residency).join(Person, Person.id == Residency.person_id)
+            select(Residency.id).join(Person, Person.id == Residency.person_id)
             .where(Residency.unit_id == unit.id, Person.phone == phone))
         status = "active" if on_roster else "pending"
-        if existing:
-            existing.status, existing.phone = status, phone
-        else:
-            self.s.add(Binding(person_id=person_id, unit_id=unit.id, status=status, phone=phone,
-                               created_at=self.clock.now(), decided_at=self.clock.now() if on_roster else None))
+        await set_binding(self.s, person_id, unit.id, phone, status, self.clock.now())
         await self.s.flush()
         return status
 

@@ -18,6 +18,11 @@ from bot.desk.sla import Calendar, load_sla
 PRIORITY = {"emergency": 3, "high": 2, "normal": 1, "low": 0}
 
 
+def priority_of(urgency: str) -> int:
+    """The outbox priority of a ticket's messages: an emergency's card overtakes a group's backlog."""
+    return PRIORITY.get(urgency, 1)
+
+
 def _matches(route: Route, facts: dict[str, str]) -> bool:
     if route.after_hours is not None and route.after_hours != (facts.get("after_hours") == "yes"):
         return False
@@ -84,9 +89,8 @@ class Dispatch:
                               created_at=clock.now())
             session.add(card)
             cards.append(card)
-            session.add(OutboxMessage(channel=group.channel, chat_id=group.chat_id, kind="card", payload={},
-                                      ticket_id=ticket.id, priority=PRIORITY.get(ticket.urgency, 1),
-                                      created_at=clock.now()))
+            session.add(OutboxMessage.new(group.channel, group.chat_id, {}, at=clock.now(), kind="card",
+                                          ticket_id=ticket.id, priority=priority_of(ticket.urgency)))
         await session.flush()
         return cards
 
@@ -119,9 +123,8 @@ class Dispatch:
                 OutboxMessage.channel == card.channel, OutboxMessage.chat_id == card.chat_id,
                 OutboxMessage.status == "pending").limit(1))
             if waiting is None:
-                session.add(OutboxMessage(channel=card.channel, chat_id=card.chat_id, kind="card", payload={},
-                                          ticket_id=ticket.id, priority=PRIORITY.get(ticket.urgency, 1),
-                                          created_at=clock.now()))
+                session.add(OutboxMessage.new(card.channel, card.chat_id, {}, at=clock.now(), kind="card",
+                                              ticket_id=ticket.id, priority=priority_of(ticket.urgency)))
         await session.flush()
 
     async def tell_groups(self, session: AsyncSession, ticket: Ticket, clock: Clock, text: str,
@@ -129,9 +132,9 @@ class Dispatch:
         """A message under the ticket's card in each group (e.g. what the owner added)."""
         cards = (await session.scalars(select(PostedCard).where(PostedCard.ticket_id == ticket.id))).all()
         for card in cards:
-            session.add(OutboxMessage(channel=card.channel, chat_id=card.chat_id, ticket_id=ticket.id,
-                                      payload={"text": text, "photo_ref": photo_ref, "reply_to_card": True},
-                                      priority=PRIORITY.get(ticket.urgency, 1), created_at=clock.now()))
+            session.add(OutboxMessage.new(card.channel, card.chat_id,
+                                          {"text": text, "photo_ref": photo_ref, "reply_to_card": True},
+                                          at=clock.now(), ticket_id=ticket.id, priority=priority_of(ticket.urgency)))
         await session.flush()
         return len(cards)
 

@@ -1,4 +1,4 @@
-"""What staff do to a ticket, from any staff surface (web pane now; Telegram groups and WeCom pages later)."""
+"""What staff do to a ticket, from any staff surface (Telegram cards, the WeCom staff page, the web pane)."""
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -9,6 +9,7 @@ from models import Action, Attachment, Person, Staff, Ticket, TicketFollower, al
 from models.lifecycle import OPEN_STATUSES
 
 from bot.clock import Clock
+from bot.desk.access import NoAccess, StaffRef, access_ticket, active_staff
 from bot.desk.routing import NO_DISPATCH, Dispatch
 from bot.desk.ticket_service import TicketService
 
@@ -19,8 +20,8 @@ class StaffActionError(ValueError):
     pass
 
 
-async def staff_member(session: AsyncSession, staff_id: int) -> Staff:
-    staff = await session.scalar(select(Staff).where(Staff.id == staff_id, Staff.active.is_(True)))
+async def staff_member(session: AsyncSession, staff_id: int) -> StaffRef:
+    staff = await active_staff(session, staff_id)
     if staff is None:
         raise StaffActionError("not an active staff member")
     return staff
@@ -29,11 +30,13 @@ async def staff_member(session: AsyncSession, staff_id: int) -> Staff:
 async def act(session: AsyncSession, clock: Clock, *, number: str, staff_id: int, action: str, note: str = "",
               assignee_id: int | None = None, photo: str = "", channel: str = "web",
               dispatch: Dispatch = NO_DISPATCH) -> Ticket:
-    """Apply a staff action; raises StaffActionError with a reason a person can read."""
+    """Apply a staff action as `staff_id`, on a ticket they may see; raises StaffActionError with a reason a person
+    can read."""
     staff = await staff_member(session, staff_id)
-    ticket = await session.scalar(select(Ticket).where(Ticket.number == number).with_for_update())
-    if ticket is None:
-        raise StaffActionError(f"no ticket {number}")
+    try:
+        ticket = await access_ticket(session, staff, number, lock=True)
+    except NoAccess:
+        raise StaffActionError(f"no ticket {number}") from None
     if action not in STAFF_ACTIONS:
         raise StaffActionError(f"unknown action {action}")
     svc = TicketService(session, clock, dispatch)
@@ -54,23 +57,18 @@ async def act(session: AsyncSession, clock: Clock, *, number: str, staff_id: int
     if action == "reject" and not note:
         raise StaffActionError("退单 needs a reason / a rejection needs a reason")
     if action == "merge":
-        return await _merge(session, svc, ticket, actor, note or ticket.possible_duplicate_of or "")
+        return await _merge(session, svc, staff, ticket, actor, note or ticket.possible_duplicate_of or "")
     target = staff.id
     if action == "reassign":
         if assignee_id is None:
             raise StaffActionError("reassign needs the new assignee")
-        target = (await staff_member(session, assignee_id)).id
+        assignee = await staff_member(session, assignee_id)
+        if ticket.estate_id is not None and ticket.estate_id not in assignee.estate_ids:
+            raise StaffActionError("the new assignee does not work for this ticket's estate")
+        target = assignee.id
     await svc.transition(ticket, Action(action), actor, note,
                          assignee_id=target if action in ("claim", "reassign") else None)
     return ticket
-
-
-async def ticket_photo(app, number: str, index: int) -> bytes | None:  # noqa: ANN001 - a bot.app.App
-    """The ticket's `index`-th photo (in the order added), whichever channel it came through; None if none."""
-    async with app.sessionmaker() as s:
-        refs = (await s.scalars(select(Attachment.ref).join(Ticket, Ticket.id == Attachment.ticket_id)
-                                .where(Ticket.number == number).order_by(Attachment.id))).all()
-    return await app.media.fetch(refs[index]) if 0 <= index < len(refs) else None
 
 
 async def staff_ticket_view(session: AsyncSession, ticket: Ticket, clock: Clock) -> dict:
@@ -108,10 +106,14 @@ async def staff_ticket_view(session: AsyncSession, ticket: Ticket, clock: Clock)
     }
 
 
-async def _merge(session: AsyncSession, svc: TicketService, ticket: Ticket, actor: str, into: str) -> Ticket:
+async def _merge(session: AsyncSession, svc: TicketService, staff: StaffRef, ticket: Ticket, actor: str,
+                 into: str) -> Ticket:
     """Close `ticket` as the same problem as `into`, whose updates its owner (and followers) hear from now on."""
     into = into.strip().upper()
-    target = await session.scalar(select(Ticket).where(Ticket.number == into).with_for_update()) if into else None
+    try:
+        target = await access_ticket(session, staff, into, lock=True) if into else None
+    except NoAccess:
+        target = None
     if target is None or target.id == ticket.id:
         raise StaffActionError("merge needs the number of another ticket / 合并需要另一张工单的编号")
     if target.status not in OPEN_STATUSES:

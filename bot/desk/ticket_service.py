@@ -198,7 +198,7 @@ class TicketService:
                 # "template": a status update may go out as a template message where a reply window is shut.
                 payloads[lang] = {"text": text, "photo_ref": photo_ref, "template": "status",
                                   "choices": [{"id": cid, "label": t(lang, lbl)} for cid, lbl in (choices or [])]}
-            self.s.add(OutboxMessage(channel=ident.channel, chat_id=ident.chat_id, payload=payloads[lang],
-                                     ticket_id=ticket.id, created_at=self.clock.now()))
+            self.s.add(OutboxMessage.new(ident.channel, ident.chat_id, payloads[lang], at=self.clock.now(),
+                                         ticket_id=ticket.id))
         await self.s.flush()
         return len(identities)

@@ -67,8 +67,7 @@ async def _queue(app: App, s, bill: Bill, kind: str) -> int:  # noqa: ANN001
         text = t(lang, f"fees.remind_{kind}", unit=bill.unit.label, period=bill.period, item=bill.item,
                  amount=f"{bill.amount_due - bill.amount_paid:.2f}", due=bill.due_date.isoformat(),
                  how=t(lang, "fees.how_to_pay", office=app.settings.office_name))
-        s.add(OutboxMessage(channel=ident.channel, chat_id=ident.chat_id, payload={"text": text, "template": "fee"},
-                            created_at=app.clock.now()))
+        s.add(OutboxMessage.new(ident.channel, ident.chat_id, {"text": text, "template": "fee"}, at=app.clock.now()))
     return len(rows)
 
 

@@ -39,9 +39,8 @@ async def send_notice(session: AsyncSession, settings: Settings, clock: Clock, *
     accounts = (await session.scalars(q)).all()
     not_before = after_quiet_hours(settings, clock)
     for account in accounts:
-        session.add(OutboxMessage(channel=account.channel, chat_id=account.chat_id,
-                                  payload={"text": f"📢 {text}", "template": "notice"}, next_attempt_at=not_before,
-                                  created_at=clock.now()))
+        session.add(OutboxMessage.new(account.channel, account.chat_id, {"text": f"📢 {text}", "template": "notice"},
+                                      at=clock.now(), not_before=not_before))
     return len(accounts)
 
 
@@ -66,6 +65,5 @@ async def daily_digest(session: AsyncSession, settings: Settings, clock: Clock, 
              rating=f"{rating:.1f}" if rating is not None else "-",
              oldest=(f"{oldest.number} {label(lang, 'status', oldest.status)} "
                      f"{int((now - oldest.created_at).total_seconds() // 3600)}h") if oldest else "-")
-    session.add(OutboxMessage(channel=target.channel, chat_id=target.chat_id, payload={"text": text},
-                              created_at=now))
+    session.add(OutboxMessage.new(target.channel, target.chat_id, {"text": text}, at=now))
     return text

@@ -27,10 +27,9 @@ async def expire_conversations(app: App, limit: int = 500) -> int:
              .limit(limit).with_for_update(skip_locked=True))
         rows = (await s.scalars(q)).all()
         for conv in rows:
-            s.add(OutboxMessage(channel=conv.channel, chat_id=conv.chat_id,
-                                payload={"text": t(conv.lang or app.settings.default_lang, "common.expired"),
-                                         "choices": []},
-                                created_at=app.clock.now()))
+            s.add(OutboxMessage.new(conv.channel, conv.chat_id,
+                                    {"text": t(conv.lang or app.settings.default_lang, "common.expired"),
+                                     "choices": []}, at=app.clock.now()))
             conv.flow, conv.state, conv.data = "menu", "idle", {}
             conv.updated_at = app.clock.now()
     if rows:

@@ -6,15 +6,12 @@ import secrets
 from pathlib import Path
 
 from aiohttp import web
-from sqlalchemy import select, update
-from sqlalchemy.orm import selectinload
 
 from bot.app import App
 from bot.conversation.engine import Sender
 from bot.delivery.media import image_type
 from bot.delivery.uploads import save_upload
 from handlers.messages import Inbound
-from models import Binding, Identity, OutboxMessage, Person, Residency, Unit, Building
 
 CHANNEL = "web"
 STATIC = Path(__file__).resolve().parent / "static"
@@ -52,14 +49,7 @@ class WebChat:
 
     async def owners(self, request: web.Request) -> web.Response:
         """Demo owners on the roster, to try propdesk as one of them."""
-        async with self.app.sessionmaker() as s:
-            rows = (await s.execute(select(Residency, Person).join(Person, Person.id == Residency.person_id)
-                                    .options(selectinload(Residency.unit).selectinload(Unit.building)
-                                             .selectinload(Building.estate))
-                                    .order_by(Residency.id).limit(50))).all()
-        return web.json_response([{"person_id": p.id, "name": p.name, "phone": p.phone,
-                                   "unit": r.unit.label, "estate": r.unit.building.estate.name}
-                                  for r, p in rows])
+        return web.json_response(await self.app.owner_accounts.roster_owners())
 
     async def session(self, request: web.Request) -> web.Response:
         """Start chatting as a roster owner (already bound to their home) or as a new, unbound person."""
@@ -67,26 +57,15 @@ class WebChat:
         if data is None:
             return _bad("expected a JSON object")
         user = "w-" + secrets.token_urlsafe(9)
-        async with self.app.sessionmaker() as s, s.begin():
-            person_id = data.get("person_id")
-            if person_id is not None:
-                if not isinstance(person_id, int):
-                    return _bad("person_id must be a number")
-                person = await s.get(Person, person_id)
-                if person is None:
-                    return _bad("no such owner", 404)
-                s.add(Identity(channel=CHANNEL, external_id=user, chat_id=user, person_id=person.id,
-                               display_name=person.name, created_at=self.app.clock.now()))
-                for res in (await s.scalars(select(Residency).where(Residency.person_id == person.id))).all():
-                    exists = await s.scalar(select(Binding).where(Binding.person_id == person.id,
-                                                                  Binding.unit_id == res.unit_id))
-                    if exists is None:
-                        s.add(Binding(person_id=person.id, unit_id=res.unit_id, status="active",
-                                      phone=person.phone or "", created_at=self.app.clock.now(),
-                                      decided_at=self.app.clock.now()))
-                name = person.name
-            else:
-                name = str(data.get("name") or "访客 Guest")[:100]
+        person_id = data.get("person_id")
+        if person_id is not None:
+            if not isinstance(person_id, int) or isinstance(person_id, bool) or not 0 < person_id < 2**63:
+                return _bad("person_id must be a number")
+            name = await self.app.owner_accounts.attach_roster_owner(CHANNEL, user, user, person_id)
+            if name is None:
+                return _bad("no such owner", 404)
+        else:
+            name = str(data.get("name") or "访客 Guest")[:100]
         lang = data.get("lang") if data.get("lang") in ("zh", "en") else "zh"
         replies = await self.app.engine.handle(Sender(CHANNEL, user, user, name, lang),
                                                Inbound(kind="command", command="start"))
@@ -152,15 +131,10 @@ class WebChat:
             after = int(request.query.get("after", "0"))
         except ValueError:
             return _bad("after must be a number")
-        async with self.app.sessionmaker() as s, s.begin():
-            rows = (await s.scalars(select(OutboxMessage).where(
-                OutboxMessage.channel == CHANNEL, OutboxMessage.chat_id == user, OutboxMessage.id > after)
-                .order_by(OutboxMessage.id).limit(50))).all()
-            if rows:
-                await s.execute(update(OutboxMessage).where(OutboxMessage.id.in_([r.id for r in rows]),
-                                                            OutboxMessage.status == "pending")
-                                .values(status="sent", sent_at=self.app.clock.now()))
-        return web.json_response({"messages": [{"id": r.id, **r.payload} for r in rows]})
+        if not 0 <= after < 2**63:
+            return _bad("after must be a message id")
+        messages = await self.app.owner_accounts.take_messages(CHANNEL, user, after)
+        return web.json_response({"messages": messages})
 
 
 def setup(webapp: web.Application, app: App) -> None:

@@ -7,16 +7,13 @@ import html
 from urllib.parse import quote
 
 from aiohttp import web
-from sqlalchemy import select
 
 from bot.app import App
-from bot.desk.group_cards import build_group_card
 from bot.delivery.media import image_type
-from bot.desk.signing import check_password, sign, verify
-from bot.desk.staff_actions import StaffActionError, act, ticket_photo
 from bot.delivery.uploads import save_upload
+from bot.desk.signing import sign, verify
+from bot.desk.staff_desk import StaffActionError, StaffRef
 from config.i18n import label
-from models import Person, Staff, Ticket, allowed_actions
 
 LINK_PURPOSE = "ticket-link"
 SESSION_PURPOSE = "staff-session"
@@ -48,12 +45,11 @@ class StaffPage:
         number = request.match_info["number"]
         return number if verify(self.secret, LINK_PURPOSE, request.query.get("k", "")) == number else None
 
-    async def _staff(self, request: web.Request) -> Staff | None:
+    async def _staff(self, request: web.Request) -> StaffRef | None:
         staff_id = verify(self.secret, SESSION_PURPOSE, request.cookies.get(COOKIE, ""))
         if not staff_id or not staff_id.isdigit():
             return None
-        async with self.app.sessionmaker() as s:
-            return await s.scalar(select(Staff).where(Staff.id == int(staff_id), Staff.active.is_(True)))
+        return await self.app.staff_desk.staff_by_id(int(staff_id))
 
     async def show(self, request: web.Request) -> web.Response:
         number = self._link_ok(request)
@@ -62,12 +58,10 @@ class StaffPage:
         staff = await self._staff(request)
         if staff is None:
             return self._login_form(str(request.rel_url))
-        async with self.app.sessionmaker() as s:
-            ticket = await s.scalar(select(Ticket).where(Ticket.number == number))
-            if ticket is None:
-                return page("无此工单", "<p class=note>没有这个工单。No such ticket.</p>", 404)
-            card = await build_group_card(s, ticket, self.app.clock, self.app.settings.staff_lang)
-            allowed = {a.value for a in allowed_actions(ticket.status)}
+        card = await self.app.staff_desk.group_card(staff, number)
+        if card is None:
+            return page("无此工单", "<p class=note>没有这个工单。No such ticket.</p>", 404)
+        allowed = set(card.actions)
         lang = self.app.settings.staff_lang
         notice = html.escape(request.query.get("m", ""))
         forms = "".join(
@@ -90,9 +84,10 @@ class StaffPage:
     async def photo(self, request: web.Request) -> web.Response:
         """A photo of the ticket, whichever channel it came through (fetched from there once, then kept)."""
         number = self._link_ok(request)
-        if number is None or await self._staff(request) is None:
+        staff = await self._staff(request) if number is not None else None
+        if number is None or staff is None:
             return web.Response(status=403, text="forbidden")
-        body = await ticket_photo(self.app, number, int(request.match_info["index"]))
+        body = await self.app.staff_desk.photo(staff, number, int(request.match_info["index"]))
         if body is None:
             return web.Response(status=404, text="no such photo")
         return web.Response(body=body, content_type=image_type(body),
@@ -115,10 +110,8 @@ class StaffPage:
         next_url = str(form.get("next", ""))
         if not next_url.startswith("/staff/t/"):
             next_url = "/"
-        async with self.app.sessionmaker() as s:
-            staff = await s.scalar(select(Staff).join(Person, Person.id == Staff.person_id)
-                                   .where(Person.phone == phone, Staff.active.is_(True)))
-        if staff is None or not check_password(password, staff.password_hash):
+        staff = await self.app.staff_desk.sign_in(phone, password)
+        if staff is None:
             return self._login_form(next_url, "手机号或密码不对。Wrong phone or password.", 401)
         response = web.HTTPSeeOther(next_url)
         response.set_cookie(COOKIE, sign(self.secret, SESSION_PURPOSE, str(staff.id), SESSION_HOURS * 3600),
@@ -139,15 +132,12 @@ class StaffPage:
             return page("上传失败", "<p class=note>上传失败（太大或格式不对）。Upload failed.</p>", 413)
         photo = self._save_photo(form.get("photo"))
         try:
-            async with self.app.sessionmaker() as s, s.begin():
-                await act(s, self.app.clock, number=number, staff_id=staff.id, action=str(form.get("action", "")),
-                          note=str(form.get("note", ""))[:1000], photo=photo, channel="web",
-                          dispatch=self.app.engine.dispatch)
+            await self.app.staff_desk.act(staff, number, str(form.get("action", "")),
+                                          note=str(form.get("note", ""))[:1000], photo=photo, channel="web")
         except StaffActionError as exc:
             message = f"未完成 Not done: {exc}"
         else:
             message = "已完成 Done"
-            self.app.wake_delivery()
         raise web.HTTPSeeOther(f"/staff/t/{number}?k={quote(request.query.get('k', ''))}&m={quote(message)}")
 
     def _save_photo(self, field) -> str:  # noqa: ANN001

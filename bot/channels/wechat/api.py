@@ -9,10 +9,8 @@ import logging
 from datetime import timedelta
 
 import aiohttp
-from sqlalchemy import select
 
 from bot.app import App
-from models import ApiToken
 
 log = logging.getLogger("propdesk.wechat")
 TOKEN_ERRORS = {40001, 40014, 42001}  # invalid, malformed, expired access token
@@ -48,16 +46,10 @@ class WeChatAPI:
         now = self.app.clock.now()
         if self._memo and self._memo[0] != stale and self._memo[1] - EARLY_REFRESH > now:
             return self._memo[0]
-        async with self.app.sessionmaker() as s, s.begin():
-            row = await s.scalar(select(ApiToken).where(ApiToken.name == self.token_name).with_for_update())
-            if row is None or row.value == stale or row.expires_at - EARLY_REFRESH <= now:
-                value, ttl = await self._fetch_token()
-                if row is None:
-                    row = ApiToken(name=self.token_name, value=value, expires_at=now)
-                    s.add(row)
-                row.value, row.expires_at = value, now + timedelta(seconds=ttl)
-            self._memo = (row.value, row.expires_at)
-            return row.value
+        value, expires_at = await self.app.api_tokens.get(self.token_name, self._fetch_token, stale=stale,
+                                                          early=EARLY_REFRESH)
+        self._memo = (value, expires_at)
+        return value
 
     async def _fetch_token(self) -> tuple[str, int]:
         params = {"grant_type": "client_credential", "appid": self.app_id, "secret": self.secret}

@@ -14,7 +14,6 @@ from xml.etree import ElementTree
 from xml.parsers.expat import ExpatError
 
 from aiohttp import web
-from sqlalchemy import insert, update
 from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
@@ -24,10 +23,9 @@ from wechatpy.utils import check_signature
 from bot.app import App
 from bot.desk.group_cards import GroupCard
 from bot.delivery.outbox_worker import DeliveryError
-from bot.conversation.engine import Sender
+from bot.conversation.engine import Sender, StepTx
+from bot.conversation.step_outbox import queue_in_step
 from handlers.messages import Inbound, Reply, merge_replies
-from models import Identity, OutboxMessage
-from models.step_transactions import StepTx
 
 from bot.channels.wechat.api import WeChatAPI, WeChatAPIError
 from bot.conversation.wechat_receipts import Receipts, Windows
@@ -40,7 +38,6 @@ CLICK_COMMANDS = {"repair": "repair", "complaint": "complain", "fees": "fees", "
                   "bind": "bind", "lang": "lang", "help": "help"}
 # WeChat refusals that mean "no more customer-service messages to this owner now": try a template instead.
 OUT_OF_WINDOW = {45015, 45047}
-_OUTBOX = insert(OutboxMessage.__table__)  # built once: the step runs it as compiled the first time
 log = logging.getLogger("propdesk.wechat")
 
 
@@ -148,11 +145,7 @@ class _Receipt:
             return False
         if pieces[1:]:  # more than one message can carry: the rest through the customer-service API
             self.queued = True
-            now = self.channel.app.clock.now()
-            await tx.execute(_OUTBOX, [
-                {"channel": CHANNEL, "chat_id": self.openid, "payload": {"text": p}, "created_at": now,
-                 "kind": "message", "priority": 0, "status": "pending", "attempts": 0, "last_error": ""}
-                for p in pieces[1:]])
+            await queue_in_step(tx, CHANNEL, self.openid, pieces[1:], self.channel.app.clock.now())
         return True
 
 
@@ -283,9 +276,7 @@ class WeChatChannel:
 
     async def _unfollowed(self, openid: str) -> None:
         """An owner unfollowed: the account is marked inactive, nothing is deleted."""
-        async with self.app.sessionmaker() as s, s.begin():
-            await s.execute(update(Identity).where(Identity.channel == CHANNEL, Identity.external_id == openid)
-                            .values(active=False))
+        await self.app.owner_accounts.deactivate(CHANNEL, openid)
 
     # -- the delivery worker's outlet ----------------------------------------------------------------------
     async def send(self, chat_id: str, payload: dict, reply_to: str | None = None) -> str | None:

@@ -7,6 +7,8 @@ import json
 import logging
 import sys
 
+from bot.desk.access import ROLES
+from bot.desk.trades import known_trades
 from config.settings import get_settings
 
 
@@ -123,6 +125,7 @@ def cmd_staff(args: argparse.Namespace) -> int:
         print(f"staff #{staff_id}: password set (for the mobile staff page behind WeCom cards)")
         return 0
     if args.action == "list":
+        print("\t".join(("id", "name", "phone", "role", "trade", "active")))
         for row in _in_session(listing):
             print("\t".join(str(x) for x in row))
         return 0
@@ -266,8 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     a = staff.add_parser("add", help="add (or update) a staff member and print a one-time link code")
     a.add_argument("name")
     a.add_argument("phone")
-    a.add_argument("--role", default="technician", choices=["technician", "service", "supervisor", "manager"])
-    a.add_argument("--trade", help="plumber, electrician, ...")
+    a.add_argument("--role", default="technician", choices=list(ROLES))
+    a.add_argument("--trade", choices=list(known_trades()), help="the staff member's trade (工种)")
     a.add_argument("--estate", action="append", help="estate code (repeatable); all estates when omitted")
     a = staff.add_parser("code", help="a fresh link code for the staff member with this phone")
     a.add_argument("phone")

@@ -10,6 +10,7 @@ from config.i18n import label, t
 from models import Action, Identity, OutboxMessage, Staff, StaffEstate, Ticket, TicketEvent
 
 from bot.desk.routing import priority_of
+from bot.desk.trades import trade_for
 from bot.desk.ticket_service import TicketService
 
 SYSTEM = "system:sla"
@@ -92,6 +93,5 @@ async def _on_duty(svc: TicketService, ticket: Ticket) -> str:
     if ticket.estate_id:
         q = q.join(StaffEstate, StaffEstate.staff_id == Staff.id).where(StaffEstate.estate_id == ticket.estate_id)
     staff = (await svc.s.scalars(q)).all()
-    trades = {"water": "plumber", "gas": "plumber", "electrical": "electrician"}
-    matching = [st for st in staff if st.trade == trades.get(ticket.category)] or staff
+    matching = [st for st in staff if st.trade and st.trade == trade_for(ticket.category)] or staff
     return "、".join(st.person.name for st in matching[:3]) or "-"

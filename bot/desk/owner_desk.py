@@ -12,6 +12,7 @@ from sqlalchemy.orm import selectinload
 
 from config.i18n import t
 from handlers.ports import BillView, EstateView, NewTicket, PaymentView, TicketView, UnitView
+from models.lifecycle import OPEN_STATUSES
 from models import (Action, Attachment, Binding, Bill, Building, Estate, Payment, Person, Residency, Ticket,
                     TransitionError, Unit)
 
@@ -24,7 +25,7 @@ from bot.desk.places import find_place
 from bot.desk.staff_accounts import link_staff_identities
 from bot.desk.ticket_service import CLAIM_MINUTES, TicketService
 
-OPEN = ("new", "assigned", "in_progress", "on_hold", "rejected", "reopened")
+OPEN = frozenset(str(s) for s in OPEN_STATUSES)
 
 
 def owner(person_id: int) -> str:

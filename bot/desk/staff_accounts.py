@@ -11,6 +11,8 @@ from sqlalchemy.orm import selectinload
 from models import Estate, Identity, Person, Staff, StaffEstate
 
 from bot.clock import Clock
+from bot.desk.access import ROLES
+from bot.desk.trades import check_trade
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read out over the phone
 CODE_TTL = timedelta(hours=24)
@@ -29,7 +31,11 @@ async def issue_code(session: AsyncSession, clock: Clock, staff: Staff) -> str:
 
 async def add_staff(session: AsyncSession, clock: Clock, *, name: str, phone: str, role: str = "technician",
                     trade: str | None = None, estates: list[str] | None = None) -> tuple[Staff, str]:
-    """Create (or re-activate) a staff member by phone, give them estates, and a fresh link code."""
+    """Create (or re-activate) a staff member by phone, give them estates, and a fresh link code. ValueError for
+    an unknown role, trade or estate."""
+    trade = check_trade(trade)
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
     person = await session.scalar(select(Person).where(Person.phone == phone))
     if person is None:
         person = Person(name=name, phone=phone, created_at=clock.now())

@@ -30,10 +30,10 @@ class App:
     clock: Clock
     extras: dict = field(default_factory=dict)
     delivery: Any = None  # bot.delivery.Delivery, once channels with outlets run
-    media: MediaStore = None  # type: ignore[assignment] - set in __post_init__
-    staff_desk: StaffDesk = None  # type: ignore[assignment] - set in __post_init__
-    owner_accounts: OwnerAccounts = None  # type: ignore[assignment] - set in __post_init__
-    api_tokens: ApiTokens = None  # type: ignore[assignment] - set in __post_init__
+    media: MediaStore = None  # type: ignore[assignment]  # set in __post_init__
+    staff_desk: StaffDesk = None  # type: ignore[assignment]  # set in __post_init__
+    owner_accounts: OwnerAccounts = None  # type: ignore[assignment]  # set in __post_init__
+    api_tokens: ApiTokens = None  # type: ignore[assignment]  # set in __post_init__
 
     def __post_init__(self) -> None:
         if self.media is None:

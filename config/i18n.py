@@ -15,7 +15,7 @@ def catalog(lang: str) -> dict[str, str]:
         return tomllib.load(fh)
 
 
-def t(lang: str, key: str, **kw) -> str:
+def t(lang: str, key: str, **kw: object) -> str:
     """The text for `key` in `lang`, falling back to Chinese; placeholders filled from kw."""
     lang = lang if lang in LANGS else "zh"
     text = catalog(lang).get(key) or catalog("zh").get(key)

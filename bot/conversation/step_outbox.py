@@ -9,7 +9,7 @@ from sqlalchemy import insert
 from models import OutboxMessage
 from models.step_transactions import StepTx
 
-_OUTBOX = insert(OutboxMessage.__table__)  # built once: the step runs it as compiled the first time
+_OUTBOX = insert(OutboxMessage)  # built once: the step runs it as compiled the first time
 
 
 async def queue_in_step(tx: StepTx, channel: str, chat_id: str, texts: list[str], now: datetime) -> None:

@@ -2,11 +2,13 @@
 each worker fetching its own would invalidate the others')."""
 from __future__ import annotations
 
+from typing import Any
+
 from datetime import datetime, timedelta
 from typing import Awaitable, Callable
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models import ApiToken
 
@@ -14,7 +16,7 @@ from bot.clock import Clock
 
 
 class ApiTokens:
-    def __init__(self, sessionmaker: async_sessionmaker, clock: Clock):
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock):
         self.sessionmaker = sessionmaker
         self.clock = clock
 

@@ -6,6 +6,7 @@ one staff member and raises `NoAccess` when they may not see it, so no surface f
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -53,7 +54,7 @@ async def staff_of_chat(session: AsyncSession, channel: str, external_id: str) -
     return await staff_ref(session, staff) if staff is not None else None
 
 
-def visible_tickets(staff: StaffRef, query: Select) -> Select:
+def visible_tickets(staff: StaffRef, query: Select[Any]) -> Select[Any]:
     """`query` over tickets, limited to what this staff member may see: the tickets of their estates, and those
     not yet placed in any estate (an unbound owner's report: whoever sees it first places it)."""
     return query.where(or_(Ticket.estate_id.in_(sorted(staff.estate_ids)), Ticket.estate_id.is_(None)))
@@ -62,7 +63,7 @@ def visible_tickets(staff: StaffRef, query: Select) -> Select:
 async def access_ticket(session: AsyncSession, staff: StaffRef, number: str, *, lock: bool = False) -> Ticket:
     """The ticket `number` as `staff` may see it; `lock` takes the row for a change (SELECT … FOR UPDATE)."""
     query = visible_tickets(staff, select(Ticket).where(Ticket.number == number.strip().upper()))
-    ticket = await session.scalar(query.with_for_update() if lock else query)
+    ticket: Ticket | None = await session.scalar(query.with_for_update() if lock else query)
     if ticket is None:
         raise NoAccess(number)
     return ticket

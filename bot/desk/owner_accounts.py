@@ -3,6 +3,8 @@ message poll). Conversation steps create accounts themselves (bot.conversation.e
 """
 from __future__ import annotations
 
+from typing import Any
+
 from datetime import datetime
 
 from sqlalchemy import or_, select, update
@@ -29,11 +31,11 @@ async def set_binding(session: AsyncSession, person_id: int, unit_id: int, phone
 
 
 class OwnerAccounts:
-    def __init__(self, sessionmaker: async_sessionmaker, clock: Clock):
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock):
         self.sessionmaker = sessionmaker
         self.clock = clock
 
-    async def roster_owners(self, limit: int = 50) -> list[dict]:
+    async def roster_owners(self, limit: int = 50) -> list[dict[str, Any]]:
         """Owners on the roster with their home, to try the web chat as one of them (demo mode)."""
         async with self.sessionmaker() as s:
             rows = (await s.execute(select(Residency, Person).join(Person, Person.id == Residency.person_id)
@@ -55,7 +57,7 @@ class OwnerAccounts:
                            display_name=person.name, created_at=now))
             for res in (await s.scalars(select(Residency).where(Residency.person_id == person.id))).all():
                 await set_binding(s, person.id, res.unit_id, person.phone or "", "active", now)
-            return person.name
+            return str(person.name)
 
     async def deactivate(self, channel: str, external_id: str) -> None:
         """An owner left the channel (e.g. unfollowed the official account): the account is marked inactive, nothing
@@ -64,7 +66,7 @@ class OwnerAccounts:
             await s.execute(update(Identity).where(Identity.channel == channel, Identity.external_id == external_id)
                             .values(active=False))
 
-    async def take_messages(self, channel: str, chat_id: str, after: int, limit: int = 50) -> list[dict]:
+    async def take_messages(self, channel: str, chat_id: str, after: int, limit: int = 50) -> list[dict[str, Any]]:
         """Messages queued for a chat that the page fetches itself (the web chat), oldest first, marked sent:
         those after the page's last one, and any held back (quiet hours) that have come due since. A held message
         waits until its time."""

@@ -5,12 +5,14 @@ Adapters hold `StaffRef`s and plain views between requests, never ORM objects or
 """
 from __future__ import annotations
 
+from typing import Any
+
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
@@ -53,7 +55,7 @@ class Contact:
 
 
 class StaffDesk:
-    def __init__(self, sessionmaker: async_sessionmaker, settings: Settings, clock: Clock, dispatch: Dispatch,
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock, dispatch: Dispatch,
                  media: MediaStore, on_queued: Callable[[], None]):
         self.sessionmaker = sessionmaker
         self.settings = settings
@@ -97,7 +99,7 @@ class StaffDesk:
         return [StaffRef(st.id, st.person.name, st.role, st.trade, estates.get(st.id, frozenset())) for st in rows]
 
     # -- reading tickets -----------------------------------------------------------------------------------
-    async def ticket_view(self, staff: StaffRef, number: str) -> dict | None:
+    async def ticket_view(self, staff: StaffRef, number: str) -> dict[str, Any] | None:
         """Everything a staff surface shows about a ticket, or None when it does not exist for this staff member."""
         async with self.sessionmaker() as s:
             try:
@@ -114,7 +116,7 @@ class StaffDesk:
                 return None
             return await build_group_card(s, ticket, self.clock, lang or self.settings.staff_lang)
 
-    async def pane_tickets(self, staff: StaffRef, limit: int = 100) -> list[dict]:
+    async def pane_tickets(self, staff: StaffRef, limit: int = 100) -> list[dict[str, Any]]:
         """Open tickets (emergencies first) and those changed today, as the web pane lists them."""
         cutoff = self.clock.now().replace(hour=0, minute=0, second=0)
         open_statuses = [str(x) for x in OPEN_STATUSES]
@@ -134,7 +136,7 @@ class StaffDesk:
     async def assigned_to(self, staff: StaffRef, limit: int = 50) -> list[TicketLine]:
         return await self._lines(staff, select(Ticket).where(Ticket.assignee_id == staff.id), limit)
 
-    async def _lines(self, staff: StaffRef, query, limit: int) -> list[TicketLine]:  # noqa: ANN001 - a Select
+    async def _lines(self, staff: StaffRef, query: Select[Any], limit: int) -> list[TicketLine]:
         query = visible_tickets(staff, query.where(Ticket.status.in_([str(x) for x in OPEN_STATUSES])))
         async with self.sessionmaker() as s:
             tickets = (await s.scalars(query.order_by(Ticket.id).limit(limit))).all()
@@ -145,9 +147,11 @@ class StaffDesk:
     async def ticket_of_card(self, channel: str, chat_id: str, message_id: str) -> str | None:
         """The ticket a posted card is about, from the group and the card's message."""
         async with self.sessionmaker() as s:
-            return await s.scalar(select(Ticket.number).join(PostedCard, PostedCard.ticket_id == Ticket.id)
-                                  .where(PostedCard.channel == channel, PostedCard.chat_id == chat_id,
-                                         PostedCard.message_id == message_id))
+            number: str | None = await s.scalar(
+                select(Ticket.number).join(PostedCard, PostedCard.ticket_id == Ticket.id)
+                .where(PostedCard.channel == channel, PostedCard.chat_id == chat_id,
+                       PostedCard.message_id == message_id))
+        return number
 
     async def contact(self, staff: StaffRef, number: str) -> Contact | None:
         """The reporter's name and phone in full (cards mask them); None when there is no such ticket."""
@@ -190,7 +194,7 @@ class StaffDesk:
 
     # -- changing tickets ----------------------------------------------------------------------------------
     async def act(self, staff: StaffRef, number: str, action: str, *, note: str = "", photo: str = "",
-                  assignee_id: int | None = None, channel: str = "web") -> dict:
+                  assignee_id: int | None = None, channel: str = "web") -> dict[str, Any]:
         """Apply a staff action; the ticket as staff now see it. Raises StaffActionError with a readable reason."""
         async with self.sessionmaker() as s, s.begin():
             ticket = await staff_actions.act(s, self.clock, number=number, staff_id=staff.id, action=action,
@@ -217,14 +221,15 @@ class StaffDesk:
     async def prompted(self, channel: str, chat_id: str, message_id: str) -> str | None:
         async with self.sessionmaker() as s:
             conv = await s.get(Conversation, (channel, chat_id))
-            return ((conv.data or {}).get("reject_prompts", {}) if conv else {}).get(message_id)
+        prompts: dict[str, str] = (conv.data or {}).get("reject_prompts", {}) if conv else {}
+        return prompts.get(message_id)
 
     # -- homes and notices -------------------------------------------------------------------------------
-    async def pending_bindings(self, staff: StaffRef) -> list[dict]:
+    async def pending_bindings(self, staff: StaffRef) -> list[dict[str, Any]]:
         async with self.sessionmaker() as s:
             return await bindings.pending(s, staff.estate_ids)
 
-    async def decide_binding(self, staff: StaffRef, binding_id: int, approve: bool) -> dict | None:
+    async def decide_binding(self, staff: StaffRef, binding_id: int, approve: bool) -> dict[str, Any] | None:
         async with self.sessionmaker() as s, s.begin():
             binding = await bindings.decide(s, self.clock, binding_id, approve, staff.estate_ids)
             result = {"id": binding.id, "status": binding.status} if binding is not None else None

@@ -8,7 +8,7 @@ from config import CONFIG_DIR
 
 
 @cache
-def _table() -> dict:
+def _table() -> dict[str, dict[str, str]]:
     with open(CONFIG_DIR / "trades.toml", "rb") as fh:
         return tomllib.load(fh)
 
@@ -20,7 +20,8 @@ def known_trades() -> dict[str, str]:
 
 def trade_for(category: str) -> str | None:
     """The trade a ticket of this category calls for, if one does."""
-    return _table()["category_trade"].get(category)
+    trade: str | None = _table()["category_trade"].get(category)
+    return trade
 
 
 def check_trade(trade: str | None) -> str | None:

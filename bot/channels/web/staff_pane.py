@@ -13,11 +13,9 @@ class StaffPane:
         self.app = app
         self.desk = app.staff_desk
 
-    async def _viewer(self, staff_id: int | None = None) -> StaffRef | None:
+    async def _viewer(self) -> StaffRef:
         """Who the pane reads as. The demo pane has no sign-in: it reads as the office (every estate) and acts as
         the staff member picked in it."""
-        if staff_id is not None:
-            return await self.desk.staff_by_id(staff_id)
         return await self.desk.office_view()
 
     async def staff(self, request: web.Request) -> web.Response:
@@ -51,7 +49,7 @@ class StaffPane:
             assignee = int(data["assignee_id"]) if data.get("assignee_id") is not None else None
         except Exception:  # noqa: BLE001
             return web.json_response({"error": "expected JSON with staff_id and action"}, status=400)
-        staff = await self._viewer(staff_id)
+        staff = await self.desk.staff_by_id(staff_id)
         if staff is None:
             return web.json_response({"error": "not an active staff member"}, status=409)
         try:

@@ -113,10 +113,33 @@ class Engine:
         return row
 
     async def handle(self, sender: Sender, msg: Inbound, hooks: "Hooks | None" = None) -> list[Reply] | None:
-        """Run one message; its replies. With hooks, None when `hooks.after` declined the message."""
+        """Run one message; its replies. With hooks, None when `hooks.after` declined the message.
+
+        A step that fails (a flow's bug, a database that went away) never leaves the owner unanswered: the error is
+        logged with the message, the conversation goes back to the menu, and the owner gets an apology with it."""
+        try:
+            return await self._run(sender, msg, hooks)
+        except Exception:  # noqa: BLE001 - whatever failed, the owner gets an answer
+            log.exception("step failed: channel=%s chat=%s message=%s; answering with an apology",
+                          sender.channel, sender.chat_id, msg.kind)
+        return await self._apologise(sender, hooks)
+
+    async def _apologise(self, sender: Sender, hooks: "Hooks | None") -> list[Reply] | None:
+        """The menu, after an apology, as a step of its own (it resets the conversation); the apology alone when even
+        that fails (the database is down: nothing can be kept, but the owner still hears from us)."""
+        lang = _lang(sender.lang_hint) or self.settings.default_lang
+        try:
+            return await self._run(sender, Inbound(kind="command", command="menu"), hooks,
+                                   preface=[Reply(t(lang, "common.step_failed"))])
+        except Exception:  # noqa: BLE001
+            log.exception("apology step failed too: channel=%s chat=%s", sender.channel, sender.chat_id)
+            return [Reply(t(lang, "common.step_failed_no_menu", duty_phone=self.settings.duty_phone))]
+
+    async def _run(self, sender: Sender, msg: Inbound, hooks: "Hooks | None",
+                   preface: list[Reply] | None = None) -> list[Reply] | None:
         for attempt in (1, 2):
             try:
-                return await self._handle(sender, msg, hooks)
+                return await self._handle(sender, msg, hooks, preface or [])
             except DBAPIError as exc:
                 # Nothing was committed, so the step can run again: on a fresh connection when the database dropped
                 # the pooled one (a restart), or after a concurrent step won a race to create the same row (two
@@ -126,14 +149,15 @@ class Engine:
                 log.warning("running the message again after %s", type(exc).__name__)
         raise AssertionError("unreachable")
 
-    async def _handle(self, sender: Sender, msg: Inbound, hooks: "Hooks | None") -> list[Reply] | None:
+    async def _handle(self, sender: Sender, msg: Inbound, hooks: "Hooks | None",
+                      preface: list[Reply]) -> list[Reply] | None:
         # The hot path (who, which conversation, save it) is two Core statements; an ORM session joins the
         # transaction only when a flow asks the desk for something.
         try:
             async with self.transactions.begin() as tx:
                 desk = DbDesk(tx.session, self.classifier, self.clock, self.settings.hurry_cooldown_minutes,
                               self.dispatch, self.settings.staff_lang, execute=tx.execute)
-                replies = await self._step(tx, desk, sender, msg, hooks)
+                replies = await self._step(tx, desk, sender, msg, hooks, preface)
                 if replies is None:
                     raise _Declined  # nothing of the step is kept
                 queued = desk.session_opened and bool(desk.s.info.get(QUEUED))
@@ -147,7 +171,7 @@ class Engine:
         await self.transactions.close()
 
     async def _step(self, tx: StepTx, desk: DbDesk, sender: Sender, msg: Inbound,
-                    hooks: "Hooks | None") -> list[Reply] | None:
+                    hooks: "Hooks | None", preface: list[Reply]) -> list[Reply] | None:
         # Steady state: one statement reads the conversation (locked) with the sender's identity.
         conv = (await tx.execute(_STEP, {"channel": sender.channel, "chat": sender.chat_id,
                                            "user": sender.user_id})).first()
@@ -155,7 +179,7 @@ class Engine:
         if conv is None:
             conv = await self._conversation(tx, sender.channel, sender.chat_id)
         lang = conv.lang or person_lang or _lang(sender.lang_hint) or self.settings.default_lang
-        replies: list[Reply] = []
+        replies: list[Reply] = list(preface)
         now = self.clock.now()
         flow, state, data = conv.flow, conv.state, dict(conv.data or {})
         timeout = timedelta(minutes=self.settings.conversation_timeout_minutes)

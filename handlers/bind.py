@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from handlers.common import clean_text, parse_phone, parse_unit, show_menu, take_estate
+from handlers.common import ask_estate, clean_text, parse_phone, parse_unit, show_menu, take_estate
 from handlers.context import Ctx
 from handlers.messages import Inbound
 
@@ -55,3 +55,12 @@ async def step(ctx: Ctx, msg: Inbound) -> None:
         ctx.say(f"bind.{result}", unit=d["unit"])
         show_menu(ctx, "menu.more")
 
+
+async def ask(ctx: Ctx) -> None:
+    """Ask the current state's question again (the owner comes back to this flow after an emergency)."""
+    if ctx.state == S.ESTATE:
+        await ask_estate(ctx)
+    elif ctx.state == S.UNIT:
+        ctx.say("bind.unit")
+    elif ctx.state == S.PHONE:
+        ctx.say("bind.phone")

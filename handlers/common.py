@@ -86,6 +86,11 @@ async def pick_estate_if_needed(ctx: Ctx, next_state: str) -> bool:
     return True
 
 
+async def ask_estate(ctx: Ctx) -> None:
+    estates = await ctx.desk.estates()
+    ctx.say("common.which_estate", [(f"estate:{e.id}", e.name) for e in estates])
+
+
 def take_estate(ctx: Ctx, msg: Inbound) -> bool:
     choice = choice_of(msg)
     if choice.startswith("estate:"):
@@ -93,3 +98,12 @@ def take_estate(ctx: Ctx, msg: Inbound) -> bool:
         ctx.state = ctx.data.pop("_after_estate", ctx.state)
         return True
     return False
+
+
+RESUME_FLOW = "resume"
+
+
+def offer_back(ctx: Ctx, interrupted: dict) -> None:
+    """After an emergency: "continue the repair you were reporting?" yes resumes `interrupted` where it stood."""
+    ctx.flow, ctx.state, ctx.data = RESUME_FLOW, "offer", {"_interrupted": interrupted}
+    ctx.say(f"resume.{interrupted['flow']}", YES_NO)

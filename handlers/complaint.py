@@ -4,8 +4,8 @@ from __future__ import annotations
 from enum import StrEnum
 
 from handlers import repair
-from handlers.common import (COMPLAINT_CATEGORIES, DONE, YES_NO, category_choices, choice_of, clean_text,
-                     pick_estate_if_needed, show_menu, take_estate)
+from handlers.common import (COMPLAINT_CATEGORIES, DONE, YES_NO, ask_estate, category_choices, choice_of, clean_text,
+                             pick_estate_if_needed, show_menu, take_estate)
 from handlers.context import Ctx
 from handlers.messages import Inbound
 
@@ -35,7 +35,7 @@ async def start(ctx: Ctx, details: str = "", category: str = "") -> None:
 async def _details(ctx: Ctx, text: str) -> None:
     c = ctx.desk.classify(text)
     ctx.data.update(description=text, urgency=c["urgency"] if c["urgency"] != "low" else "normal",
-                    reasons=c["reasons"])
+                    reasons=c["reasons"], hazard=repair.hazard_of(c))
     if ctx.data.get("category", "other") == "other" and c["category"] in COMPLAINT_CATEGORIES:
         ctx.data["category"] = c["category"]
     if c["urgency"] == "emergency":
@@ -108,3 +108,20 @@ async def step(ctx: Ctx, msg: Inbound) -> None:
             show_menu(ctx, "common.cancelled")
         else:
             ctx.say("common.pick_one")
+
+
+async def ask(ctx: Ctx) -> None:
+    """Ask the current state's question again (the owner comes back to this flow after an emergency)."""
+    state = ctx.state
+    if state == S.SUBJECT:
+        ctx.say("complaint.subject", category_choices(COMPLAINT_CATEGORIES))
+    elif state == S.DETAILS:
+        ctx.say("complaint.details")
+    elif state == S.PHOTOS:
+        ctx.say("complaint.photos", [DONE])
+    elif state == S.ANONYMOUS:
+        ctx.say("complaint.anonymous", YES_NO)
+    elif state == S.ESTATE:
+        await ask_estate(ctx)
+    elif state == S.CONFIRM:
+        await _confirm(ctx)

@@ -56,6 +56,7 @@ async def show(ctx: Ctx, number: str) -> None:
         return
     ctx.goto(FLOW, S.DETAIL)
     ctx.data["number"] = tk.number
+    _note_hazard(ctx, tk)
     timeline = "\n".join(ctx.t("tickets.event", at=at.strftime("%m-%d %H:%M"), action=ctx.label("action", a),
                                note=f" {note}" if note else "") for at, a, note in tk.timeline)
     ctx.say("tickets.detail", _actions(tk), number=tk.number, kind=ctx.label("kind", tk.kind),
@@ -91,8 +92,17 @@ async def start_reply(ctx: Ctx, number: str) -> None:
         show_menu(ctx, "menu.more")
         return
     ctx.goto(FLOW, S.ADD_INFO)
-    ctx.data = {"number": tk.number}
+    ctx.data = {"number": tk.number, "replying": True}
+    _note_hazard(ctx, tk)
     ctx.say("tickets.reply_prompt", [DONE], number=tk.number)
+
+
+def _note_hazard(ctx: Ctx, tk: TicketView) -> None:
+    """An open emergency ticket: the hazard it reports, so more words about it are not taken for a new one."""
+    if tk.urgency == "emergency" and tk.status in OPEN:
+        ctx.data["hazard"] = tk.category
+    else:
+        ctx.data.pop("hazard", None)
 
 
 async def step(ctx: Ctx, msg: Inbound) -> None:
@@ -111,6 +121,7 @@ async def step(ctx: Ctx, msg: Inbound) -> None:
     elif ctx.state == S.DETAIL:
         if choice == "add":
             ctx.state = S.ADD_INFO
+            ctx.data.pop("replying", None)
             ctx.say("tickets.add_prompt", [DONE])
         elif choice == "hurry":
             ok, wait = await ctx.desk.hurry_ticket(ctx.person_id, number)
@@ -161,3 +172,23 @@ async def step(ctx: Ctx, msg: Inbound) -> None:
         ok = await ctx.desk.rate_ticket(ctx.person_id, number, ctx.data["stars"], comment[:1000])
         ctx.say("tickets.rated" if ok else "tickets.cannot_rate", number=number)
         show_menu(ctx, "menu.more")
+
+
+async def ask(ctx: Ctx) -> None:
+    """Ask the current state's question again (the owner comes back to this flow after an emergency)."""
+    number = ctx.data.get("number", "")
+    if ctx.state == S.LIST:
+        await start(ctx)
+    elif ctx.state == S.DETAIL:
+        await show(ctx, number)
+    elif ctx.state == S.ADD_INFO:
+        if ctx.data.get("replying"):
+            ctx.say("tickets.reply_prompt", [DONE], number=number)
+        else:
+            ctx.say("tickets.add_prompt", [DONE])
+    elif ctx.state == S.CONFIRM_CANCEL:
+        ctx.say("tickets.cancel_confirm", YES_NO, number=number)
+    elif ctx.state == S.RATE:
+        ctx.say("tickets.rate_prompt", STARS)
+    elif ctx.state == S.RATE_COMMENT:
+        ctx.say("tickets.rate_comment", [SKIP])

@@ -1,14 +1,17 @@
 """Repair (报修): describe -> confirm the classifier's guess -> where -> photos -> visit time -> phone -> confirm.
 
 An emergency skips the queue: the ticket is created from the first message, the owner gets safety advice and the
-duty phone, and the remaining questions become optional additions to that ticket.
+duty phone, and the remaining questions become optional additions to that ticket. A hazard reported in the middle of
+another flow takes the same path (`emergency_from`, called by the router); the interrupted flow is offered back
+when the emergency's optional questions are done.
 """
 from __future__ import annotations
 
 from enum import StrEnum
 
-from handlers.common import (DONE, MENU, SKIP, REPAIR_CATEGORIES, category_choices, choice_of, clean_text, mask_phone,
-                     parse_phone, pick_estate_if_needed, promise_text, show_menu, take_estate, urgency_choices)
+from handlers.common import (COMPLAINT_CATEGORIES, DONE, MENU, SKIP, REPAIR_CATEGORIES, ask_estate, category_choices,
+                             choice_of, clean_text, mask_phone, offer_back, parse_phone, pick_estate_if_needed,
+                             promise_text, show_menu, take_estate, urgency_choices)
 from handlers.context import Ctx
 from handlers.messages import Inbound
 from handlers.ports import NewTicket
@@ -53,15 +56,47 @@ async def described(ctx: Ctx, text: str) -> None:
     """Classify the description; an emergency becomes a ticket before any other question."""
     c = ctx.desk.classify(text)
     category = c["category"] if c["category"] in REPAIR_CATEGORIES else "other"
-    ctx.data.update(description=text, category=category, urgency=c["urgency"], reasons=c["reasons"])
+    ctx.data.update(description=text, category=category, urgency=c["urgency"], reasons=c["reasons"],
+                    hazard=hazard_of(c))
     if c["urgency"] == "emergency":
         await create_emergency(ctx)
         return
     ctx.state = S.CONFIRM_CLASS
+    _ask_class(ctx)
+
+
+def _ask_class(ctx: Ctx) -> None:
+    d = ctx.data
     ctx.say("repair.classified", [("ok", "repair.class_ok"), ("cat", "repair.class_cat"),
                                   ("urg", "repair.class_urg")],
-            category=ctx.label("category", category), urgency=ctx.label("urgency", c["urgency"]),
-            reasons=", ".join(c["reasons"]) or "-")
+            category=ctx.label("category", d["category"]), urgency=ctx.label("urgency", d["urgency"]),
+            reasons=", ".join(d["reasons"]) or "-")
+
+
+def hazard_of(c: dict) -> str:
+    """The hazard a classification reports, named as the safety advice is: a fire wins over the category it came
+    with (smoke from a flat is labelled by its keywords, e.g. "doors_windows", and that advice would be wrong)."""
+    if c["category"] == "fire" or any(r == "fire" or r.endswith(":fire") for r in c["reasons"]):
+        return "fire"
+    return c["category"]
+
+
+async def emergency_from(ctx: Ctx, text: str, c: dict, interrupted: dict | None = None) -> None:
+    """A hazard reported in the middle of something else: its own emergency ticket, the same path as a description.
+
+    `interrupted` (flow, state, data) is kept and offered back once the emergency's optional questions are done.
+    """
+    kind = "complaint" if c["kind"] == "complaint" else "repair"
+    categories = COMPLAINT_CATEGORIES if kind == "complaint" else REPAIR_CATEGORIES
+    category = c["category"] if c["category"] in categories else "other"
+    ctx.goto(FLOW, S.DESCRIBE)
+    ctx.data = {"kind": kind, "photos": [], "description": text, "category": category, "urgency": "emergency",
+                "reasons": c["reasons"], "hazard": hazard_of(c)}
+    if kind == "complaint":
+        ctx.data["subject"] = ctx.label("category", category)
+    if interrupted:
+        ctx.data["_interrupted"] = interrupted
+    await create_emergency(ctx)
 
 
 async def create_emergency(ctx: Ctx) -> None:
@@ -81,10 +116,9 @@ async def create_emergency(ctx: Ctx) -> None:
         subject=d.get("subject", ""), reasons=d.get("reasons", []), estate_id=d.get("estate_id"),
         unit_id=d.get("unit_id"), location_text=d.get("location_text", ""), photos=d.get("photos", []),
         contact_phone=phone))
-    advice_key = f"safety.{d['category']}"
-    advice = ctx.t(advice_key) if advice_key in _known_advice() else ctx.t("safety.general")
-    ctx.say("repair.emergency_created", number=ticket.number, advice=advice, duty_phone=ctx.settings.duty_phone,
-            promise=promise_text(ctx, "emergency"))
+    d["hazard"] = d.get("hazard") or d["category"]
+    ctx.say("repair.emergency_created", number=ticket.number, advice=safety_advice(ctx, d["hazard"]),
+            duty_phone=ctx.settings.duty_phone, promise=promise_text(ctx, "emergency"))
     d["number"] = ticket.number
     d["phone_known"] = bool(phone)
     if not d.get("unit_id") and not d.get("location_text"):
@@ -94,18 +128,30 @@ async def create_emergency(ctx: Ctx) -> None:
         await _emergency_phone(ctx)
 
 
-def _known_advice() -> set[str]:
-    return {f"safety.{c}" for c in ("gas", "lift", "water", "electrical", "fire", "security", "doors_windows")}
+ADVICE = frozenset({"gas", "lift", "water", "electrical", "fire", "security", "doors_windows"})
+
+
+def safety_advice(ctx: Ctx, hazard: str) -> str:
+    return ctx.t(f"safety.{hazard}" if hazard in ADVICE else "safety.general")
 
 
 async def _emergency_phone(ctx: Ctx) -> None:
     if ctx.data.get("phone_known"):
-        number = ctx.data["number"]
-        ctx.finish()
-        ctx.say("repair.emergency_done", MENU, number=number)
+        _emergency_done(ctx)
         return
     ctx.goto(FLOW, S.EMERGENCY_PHONE)
     ctx.say("repair.emergency_phone", [SKIP])
+
+
+def _emergency_done(ctx: Ctx) -> None:
+    """The emergency's questions are over: back to the menu, or to the flow the hazard interrupted."""
+    number, interrupted = ctx.data["number"], ctx.data.get("_interrupted")
+    if interrupted:
+        ctx.say("repair.emergency_done", number=number)
+        offer_back(ctx, interrupted)
+        return
+    ctx.finish()
+    ctx.say("repair.emergency_done", MENU, number=number)
 
 
 async def _ask_where(ctx: Ctx) -> None:
@@ -113,8 +159,12 @@ async def _ask_where(ctx: Ctx) -> None:
         if not await pick_estate_if_needed(ctx, S.PHOTOS):
             await _ask_photos(ctx)
         return
-    units = await ctx.desk.bound_units(ctx.person_id)
     ctx.state = S.WHERE
+    await _where_question(ctx)
+
+
+async def _where_question(ctx: Ctx) -> None:
+    units = await ctx.desk.bound_units(ctx.person_id)
     choices = [(f"unit:{u.id}", ctx.t("repair.my_unit", unit=u.label)) for u in units]
     ctx.say("repair.where", choices + [("public", "repair.public_area")])
 
@@ -291,7 +341,44 @@ async def step(ctx: Ctx, msg: Inbound) -> None:
         if choice == "skip" or (text and parse_phone(text)):
             if text:
                 await ctx.desk.update_ticket(ctx.person_id, d["number"], contact_phone=parse_phone(text))
-            ctx.finish()
-            ctx.say("repair.emergency_done", MENU, number=d["number"])
+            _emergency_done(ctx)
+        elif text and not any(ch.isdigit() for ch in text):
+            # Words, not a mistyped number ("the smoke is getting thicker"): on the emergency path nothing the owner
+            # says is lost, it becomes a note on the ticket; then the phone question again.
+            await ctx.desk.add_info(ctx.person_id, d["number"], text=text)
+            ctx.say("repair.emergency_noted")
+            ctx.say("repair.emergency_phone", [SKIP])
         else:
             ctx.say("repair.phone_invalid", [SKIP])
+
+
+async def ask(ctx: Ctx) -> None:
+    """Ask the current state's question again (the owner comes back to this flow after an emergency)."""
+    d, state = ctx.data, ctx.state
+    if state == S.DESCRIBE:
+        location = d.get("location_text", "") if d.get("location_fixed") else ""
+        ctx.say("repair.describe_at" if location else "repair.describe", place=location)
+    elif state == S.CONFIRM_CLASS:
+        _ask_class(ctx)
+    elif state == S.PICK_CATEGORY:
+        ctx.say("repair.pick_category", category_choices(REPAIR_CATEGORIES))
+    elif state == S.PICK_URGENCY:
+        ctx.say("repair.pick_urgency", urgency_choices())
+    elif state == S.WHERE:
+        await _where_question(ctx)
+    elif state == S.ESTATE:
+        await ask_estate(ctx)
+    elif state == S.PUBLIC_PLACE:
+        ctx.say("repair.public_place")
+    elif state == S.PHOTOS:
+        await _ask_photos(ctx)
+    elif state == S.VISIT_TIME:
+        await _ask_visit_time(ctx)
+    elif state == S.PHONE:
+        await _ask_phone(ctx)
+    elif state == S.SUMMARY:
+        await summary(ctx)
+    elif state == S.EMERGENCY_WHERE:
+        ctx.say("repair.emergency_where", [SKIP])
+    elif state == S.EMERGENCY_PHONE:
+        ctx.say("repair.emergency_phone", [SKIP])

@@ -24,6 +24,11 @@ def t(lang: str, key: str, **kw: object) -> str:
     return text.format(**kw) if kw else text
 
 
+def has(lang: str, key: str) -> bool:
+    """Whether the catalogs hold `key` (in `lang`, or in Chinese to fall back on)."""
+    return key in catalog(lang if lang in LANGS else "zh") or key in catalog("zh")
+
+
 def label(lang: str, group: str, value: str) -> str:
     """A display name for a category, urgency, status or kind, e.g. label('zh', 'urgency', 'high')."""
     try:

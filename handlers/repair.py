@@ -12,6 +12,7 @@ from enum import StrEnum
 from handlers.common import (COMPLAINT_CATEGORIES, DONE, MENU, SKIP, REPAIR_CATEGORIES, ask_estate, category_choices,
                              choice_of, clean_text, mask_phone, offer_back, parse_phone, pick_estate_if_needed,
                              promise_text, show_menu, take_estate, urgency_choices)
+from config.i18n import has
 from handlers.context import Ctx
 from handlers.messages import Inbound
 from handlers.ports import NewTicket
@@ -111,11 +112,8 @@ async def create_emergency(ctx: Ctx) -> None:
         elif units and len({u.estate_id for u in units}) == 1:
             d["estate_id"] = units[0].estate_id
     phone = await ctx.desk.person_phone(ctx.person_id)
-    ticket = await ctx.desk.create_ticket(ctx.person_id, ctx.channel, NewTicket(
-        kind=d["kind"], category=d["category"], urgency="emergency", description=d["description"],
-        subject=d.get("subject", ""), reasons=d.get("reasons", []), estate_id=d.get("estate_id"),
-        unit_id=d.get("unit_id"), location_text=d.get("location_text", ""), photos=d.get("photos", []),
-        contact_phone=phone))
+    ticket = await ctx.desk.create_ticket(ctx.person_id, ctx.channel,
+                                          new_ticket(d, urgency="emergency", contact_phone=phone))
     d["hazard"] = d.get("hazard") or d["category"]
     ctx.say("repair.emergency_created", number=ticket.number, advice=safety_advice(ctx, d["hazard"]),
             duty_phone=ctx.settings.duty_phone, promise=promise_text(ctx, "emergency"))
@@ -128,11 +126,11 @@ async def create_emergency(ctx: Ctx) -> None:
         await _emergency_phone(ctx)
 
 
-ADVICE = frozenset({"gas", "lift", "water", "electrical", "fire", "security", "doors_windows"})
 
 
 def safety_advice(ctx: Ctx, hazard: str) -> str:
-    return ctx.t(f"safety.{hazard}" if hazard in ADVICE else "safety.general")
+    # Advice per hazard lives in the message catalogs: a new "safety.<hazard>" text is used without code.
+    return ctx.t(f"safety.{hazard}" if has(ctx.lang, f"safety.{hazard}") else "safety.general")
 
 
 async def _emergency_phone(ctx: Ctx) -> None:
@@ -199,13 +197,20 @@ async def summary(ctx: Ctx) -> None:
             photos=len(d.get("photos", [])), visit=d.get("visit_label", "-"), phone=mask_phone(d.get("phone", "")))
 
 
+def new_ticket(d: dict, *, urgency: str, contact_phone: str, preferred_time: str = "",
+               anonymous: bool = False) -> NewTicket:
+    """The ticket a repair or complaint conversation has gathered in its data."""
+    return NewTicket(kind=d["kind"], category=d["category"], urgency=urgency, description=d["description"],
+                     subject=d.get("subject", ""), reasons=d.get("reasons", []), estate_id=d.get("estate_id"),
+                     unit_id=d.get("unit_id"), location_text=d.get("location_text", ""),
+                     photos=d.get("photos", []), preferred_time=preferred_time, contact_phone=contact_phone,
+                     anonymous=anonymous)
+
+
 async def submit(ctx: Ctx) -> None:
     d = ctx.data
-    ticket = await ctx.desk.create_ticket(ctx.person_id, ctx.channel, NewTicket(
-        kind=d["kind"], category=d["category"], urgency=d["urgency"], description=d["description"],
-        subject=d.get("subject", ""), reasons=d.get("reasons", []), estate_id=d.get("estate_id"),
-        unit_id=d.get("unit_id"), location_text=d.get("location_text", ""), photos=d.get("photos", []),
-        preferred_time=d.get("visit_label", ""), contact_phone=d.get("phone", ""),
+    ticket = await ctx.desk.create_ticket(ctx.person_id, ctx.channel, new_ticket(
+        d, urgency=d["urgency"], preferred_time=d.get("visit_label", ""), contact_phone=d.get("phone", ""),
         anonymous=d.get("anonymous", False)))
     ctx.finish()
     ctx.say("ticket.created", MENU, number=ticket.number, promise=promise_text(ctx, ticket.urgency))

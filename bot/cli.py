@@ -9,6 +9,7 @@ import sys
 
 from bot.desk.access import ROLES
 from bot.desk.trades import known_trades
+from config.log_format import setup_logging
 from config.settings import get_settings
 
 
@@ -297,7 +298,11 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--out", help="save a PNG per place into this folder")
     p.set_defaults(fn=cmd_wechat)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = get_settings()
+        setup_logging(settings.log_level, settings.log_format)
+    except Exception:  # noqa: BLE001 - a bad setting: the command says so itself
+        setup_logging()
     return args.fn(args)
 
 

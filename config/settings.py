@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     fee_arrears_day: int = 5
     # No reminders or notices to owners in these local hours (emergencies are never held back).
     quiet_hours: str = "21:00-08:00"
+    log_level: str = "INFO"
+    log_format: Literal["kv", "json"] = "kv"  # key=value lines, or one JSON object a line
+    access_log: bool = False  # one line per HTTP request (polls included): off unless asked for
     # The managers' daily digest (to the staff group named "managers"), local time.
     digest_time: str = "08:00"
 

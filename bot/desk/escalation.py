@@ -1,12 +1,14 @@
 """What the SLA sweep does to a due ticket: remind the group, climb the escalation ladder, end the return visit."""
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from config.i18n import label, t
+from config.log_format import ticket_fields
 from models import Action, Identity, OutboxMessage, Staff, StaffEstate, Ticket, TicketEvent
 
 from bot.desk.routing import priority_of
@@ -15,6 +17,8 @@ from bot.desk.ticket_service import TicketService
 
 SYSTEM = "system:sla"
 HURRIES_TO_ESCALATE = 2  # the owner's second hurry (and each after it) climbs the ladder a step
+
+log = logging.getLogger("propdesk.escalation")
 
 
 async def hurried(svc: TicketService, ticket: Ticket, now: datetime, lang: str = "zh") -> None:
@@ -64,6 +68,7 @@ async def _escalate(svc: TicketService, ticket: Ticket, what: str, due: datetime
     note = f"L{level} {what} +{late}min → {group if target else '-'}"
     svc.s.add(TicketEvent(ticket_id=ticket.id, at=now, actor=SYSTEM, action="escalate", from_status=ticket.status,
                           to_status=ticket.status, note=note))
+    log.warning("ticket escalated: %s", note, extra=ticket_fields(ticket.number, ticket.estate_id, ticket.urgency))
     if target is None:  # this level's group is not configured: the step is recorded, nobody to tell
         return
     assignee = await svc.staff_name(ticket.assignee_id) or "-"

@@ -1,12 +1,14 @@
 """Ticket service: numbering, creation, lifecycle transitions with an audit trail, owner notifications."""
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.i18n import label, t
+from config.log_format import ticket_fields
 from models import (Action, Attachment, Identity, OutboxMessage, Person, Staff, Ticket, TicketCounter,
                     TicketEvent, TicketFollower, next_status)
 from models.lifecycle import NEEDS_REASON, OPEN_STATUSES
@@ -18,6 +20,12 @@ from bot.desk.routing import NO_DISPATCH, Dispatch
 from bot.desk.sla import SLA, load_sla
 
 # What owners are promised: minutes to a response, per urgency (config/sla.toml; business time where it says so).
+log = logging.getLogger("propdesk.tickets")
+
+
+def _fields(ticket: Ticket) -> dict:
+    return ticket_fields(ticket.number, ticket.estate_id, ticket.urgency)
+
 CLAIM_MINUTES = {urgency: policy.claim for urgency, policy in load_sla().policies.items()}
 
 
@@ -102,6 +110,7 @@ class TicketService:
         self.s.add(TicketEvent(ticket_id=ticket.id, at=now, actor=actor, action="create", to_status=ticket.status,
                                note=f"{urgency}/{category}"))
         await self.s.flush()
+        log.info("ticket created: %s/%s via %s", kind, category, channel, extra=_fields(ticket))
         facts = await self.dispatch.facts(self.s, ticket)  # once: both the groups and the assignee depend on them
         await self.dispatch.announce(self.s, ticket, self.clock, facts)
         staff_id = await self.dispatch.auto_assignee(self.s, ticket, facts)
@@ -157,6 +166,7 @@ class TicketService:
         if action in (Action.CLAIM, Action.START, Action.RESUME, Action.REJECT):
             ticket.escalation_level = 0  # the ticket moved: a new deadline, a new ladder
         ticket.next_check_at = self.next_check(ticket, now)
+        log.info("ticket %s: %s -> %s by %s", action.value, old, new, actor.split(":")[0], extra=_fields(ticket))
         self.s.add(TicketEvent(ticket_id=ticket.id, at=now, actor=actor, action=action, from_status=old,
                                to_status=new, note=note))
         await self.s.flush()

@@ -110,3 +110,28 @@ async def test_unknown_trade_and_role_are_refused(app, clock):
             await add_staff(s, clock, name="X", phone="13900000111", trade="plumbr")
         with pytest.raises(ValueError, match="unknown role"):
             await add_staff(s, clock, name="X", phone="13900000111", role="boss")
+
+
+async def test_the_pane_list_costs_the_same_queries_for_3_tickets_as_for_12(app):
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):  # noqa: ANN001, ANN202
+        statements.append(statement)
+
+    office = await app.staff_desk.office_view()
+    event.listen(app.db.sync_engine, "before_cursor_execute", count)
+    try:
+        costs = []
+        for n in (3, 9):
+            for i in range(n):
+                user = f"w-n1-{len(costs)}-{i}"
+                await app.engine.handle(Sender("web", user, user), Inbound.text_or_command("楼道里好大一股煤气味"))
+            statements.clear()
+            views = await app.staff_desk.pane_tickets(office)
+            costs.append((len(views), len(statements)))
+    finally:
+        event.remove(app.db.sync_engine, "before_cursor_execute", count)
+    (few, few_queries), (many, many_queries) = costs
+    assert many == few + 9 and many_queries == few_queries

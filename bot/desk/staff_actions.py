@@ -5,7 +5,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from models import Action, Attachment, Person, Staff, Ticket, TicketFollower, allowed_actions
+from models import Action, Attachment, Person, Staff, Ticket, TicketEvent, TicketFollower, Unit, allowed_actions
 from models.lifecycle import OPEN_STATUSES
 
 from bot.clock import Clock
@@ -73,25 +73,45 @@ async def act(session: AsyncSession, clock: Clock, *, number: str, staff_id: int
 
 async def staff_ticket_view(session: AsyncSession, ticket: Ticket, clock: Clock) -> dict:
     """Everything a staff surface shows about a ticket."""
-    await session.refresh(ticket, ["events", "attachments"])
-    reporter = await session.get(Person, ticket.reporter_id) if ticket.reporter_id else None
-    assignee = None
-    if ticket.assignee_id:
-        staff = await session.scalar(select(Staff).where(Staff.id == ticket.assignee_id)
-                                     .options(selectinload(Staff.person)))
-        assignee = staff.person.name if staff else None
-    location = ticket.location_text
-    if ticket.unit_id:
-        from models import Unit
+    return (await staff_ticket_views(session, [ticket], clock))[0]
 
-        unit = await session.scalar(select(Unit).where(Unit.id == ticket.unit_id)
-                                    .options(selectinload(Unit.building)))
-        location = f"{unit.label} {location}".strip()
+
+async def staff_ticket_views(session: AsyncSession, tickets: list[Ticket], clock: Clock) -> list[dict]:
+    """`staff_ticket_view` of many tickets with a fixed number of queries, however many there are."""
+    if not tickets:
+        return []
+    ids = [t.id for t in tickets]
+    events: dict[int, list[TicketEvent]] = {i: [] for i in ids}
+    for e in (await session.scalars(select(TicketEvent).where(TicketEvent.ticket_id.in_(ids))
+                                    .order_by(TicketEvent.id))).all():
+        events[e.ticket_id].append(e)
+    photos: dict[int, list[str]] = {i: [] for i in ids}
+    for ticket_id, ref in (await session.execute(select(Attachment.ticket_id, Attachment.ref)
+                                                 .where(Attachment.ticket_id.in_(ids))
+                                                 .order_by(Attachment.id))).all():
+        photos[ticket_id].append(ref)
+    reporter_ids = {t.reporter_id for t in tickets if t.reporter_id}
+    reporters = dict((await session.execute(select(Person.id, Person.name)
+                                            .where(Person.id.in_(reporter_ids)))).all()) if reporter_ids else {}
+    assignee_ids = {t.assignee_id for t in tickets if t.assignee_id}
+    assignees = dict((await session.execute(select(Staff.id, Person.name).join(Person, Person.id == Staff.person_id)
+                                            .where(Staff.id.in_(assignee_ids)))).all()) if assignee_ids else {}
+    unit_ids = {t.unit_id for t in tickets if t.unit_id}
+    units = {u.id: u.label for u in (await session.scalars(select(Unit).where(Unit.id.in_(unit_ids))
+                                                           .options(selectinload(Unit.building)))).all()} \
+        if unit_ids else {}
+    return [_view(t, clock, events[t.id], photos[t.id], reporters.get(t.reporter_id), assignees.get(t.assignee_id),
+                  units.get(t.unit_id)) for t in tickets]
+
+
+def _view(ticket: Ticket, clock: Clock, events: list[TicketEvent], photos: list[str], reporter: str | None,
+          assignee: str | None, unit: str | None) -> dict:
+    location = f"{unit} {ticket.location_text}".strip() if unit else ticket.location_text
     return {
         "number": ticket.number, "kind": ticket.kind, "category": ticket.category, "urgency": ticket.urgency,
         "status": ticket.status, "description": ticket.description, "location": location,
         "subject": ticket.subject, "preferred_time": ticket.preferred_time,
-        "contact": "" if ticket.anonymous else (reporter.name if reporter else ""),
+        "contact": "" if ticket.anonymous else (reporter or ""),
         "phone": ticket.contact_phone, "channel": ticket.channel, "assignee": assignee,
         "reasons": ticket.classifier_reasons, "rating": ticket.rating, "hurry_count": ticket.hurry_count,
         "created_at": ticket.created_at.isoformat() + "Z",
@@ -100,9 +120,9 @@ async def staff_ticket_view(session: AsyncSession, ticket: Ticket, clock: Clock)
         "actions": [a.value for a in allowed_actions(ticket.status) if a.value in STAFF_ACTIONS
                     and (a.value != "merge" or ticket.possible_duplicate_of)] + ["comment"],
         "possible_duplicate_of": ticket.possible_duplicate_of,
-        "photos": [a.ref for a in ticket.attachments],
+        "photos": photos,
         "events": [{"at": e.at.isoformat() + "Z", "actor": e.actor, "action": e.action, "note": e.note,
-                    "to": e.to_status} for e in ticket.events],
+                    "to": e.to_status} for e in events],
     }
 
 

@@ -27,7 +27,7 @@ from bot.desk.access import NoAccess, StaffRef, access_ticket, active_staff, sta
 from bot.desk.group_cards import GroupCard, build_group_card
 from bot.desk.routing import Dispatch
 from bot.desk.signing import check_password
-from bot.desk.staff_actions import StaffActionError, staff_ticket_view
+from bot.desk.staff_actions import StaffActionError, staff_ticket_view, staff_ticket_views
 from bot.jobs.notices import send_notice
 
 MAX_PROMPTS = 50  # reason prompts remembered per group
@@ -125,7 +125,7 @@ class StaffDesk:
                 or_(Ticket.status.in_(open_statuses), Ticket.updated_at >= cutoff)))
             rows = (await s.scalars(query.order_by(Ticket.id.desc()).limit(limit))).all()
             rows = sorted(rows, key=lambda t: (t.status not in open_statuses, URGENCY_RANK.get(t.urgency, 9), -t.id))
-            return [await staff_ticket_view(s, t, self.clock) for t in rows]
+            return await staff_ticket_views(s, list(rows), self.clock)
 
     async def open_in_group(self, staff: StaffRef, channel: str, chat_id: str, limit: int = 50) -> list[TicketLine]:
         """Open tickets whose card is in this group."""

@@ -135,3 +135,27 @@ async def test_the_pane_list_costs_the_same_queries_for_3_tickets_as_for_12(app)
         event.remove(app.db.sync_engine, "before_cursor_execute", count)
     (few, few_queries), (many, many_queries) = costs
     assert many == few + 9 and many_queries == few_queries
+
+
+async def test_a_long_sla_sweep_lets_owners_in_between_its_batches(app, clock):
+    import asyncio
+
+    from bot.jobs.sweeps import sla_sweep
+
+    for i in range(45):
+        user = f"w-due-{i}"
+        await app.engine.handle(Sender("web", user, user), Inbound.text_or_command("楼道里好大一股煤气味"))
+    clock.advance(minutes=20)  # every claim deadline passed: all 45 are due
+    order: list[str] = []
+
+    async def sweep() -> None:
+        await sla_sweep(app, batch=10)
+        order.append("sweep")
+
+    async def owner() -> None:
+        await asyncio.sleep(0)  # the sweep has started its first batch
+        await app.engine.handle(Sender("web", "w-waiting", "w-waiting"), Inbound.text_or_command("菜单"))
+        order.append("owner")
+
+    await asyncio.gather(sweep(), owner())
+    assert order == ["owner", "sweep"]

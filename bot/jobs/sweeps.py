@@ -1,8 +1,9 @@
 """Periodic sweeps run by the scheduler; what is due lives in indexed columns, not in scheduler job stores."""
 from __future__ import annotations
 
+import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
@@ -51,16 +52,33 @@ async def managers_digest(app: App) -> bool:
     return True
 
 
-async def sla_sweep(app: App, limit: int = 200) -> int:
+async def sla_sweep(app: App, limit: int = 200, batch: int = 20) -> int:
     """Every ticket whose next check is due: reminders, escalations, the end of the return visit.
 
     Due rows are claimed with FOR UPDATE SKIP LOCKED, so several workers share the work and none does a
-    ticket twice; a worker that dies mid-sweep rolls back and the rows are due again for the next sweep.
+    ticket twice; a worker that dies mid-sweep rolls back and the rows are due again for the next sweep. The work
+    goes in small transactions, yielding between them: on SQLite a transaction holds the one write lock, and owners'
+    messages must not wait behind a sweep of hundreds of tickets.
     """
     now = app.clock.now()
+    done = seen = 0
+    while seen < limit:
+        claimed, changed = await _sweep_batch(app, now, min(batch, limit - seen))
+        seen += claimed
+        done += changed
+        if changed:
+            app.wake_delivery()
+        if claimed < batch:
+            break
+        await asyncio.sleep(0)  # let conversation steps and deliveries run between batches
+    return done
+
+
+async def _sweep_batch(app: App, now: datetime, size: int) -> tuple[int, int]:
+    """(claimed, handled) for one transaction's worth of due tickets."""
     async with app.sessionmaker() as s, s.begin():
         tickets = (await s.scalars(select(Ticket).where(Ticket.next_check_at <= now)
-                                   .order_by(Ticket.next_check_at).limit(limit)
+                                   .order_by(Ticket.next_check_at).limit(size)
                                    .with_for_update(skip_locked=True))).all()
         svc = TicketService(s, app.clock, app.engine.dispatch)
         done = 0
@@ -74,9 +92,7 @@ async def sla_sweep(app: App, limit: int = 200) -> int:
                 continue
             await escalation.check(svc, ticket, now, app.settings.staff_lang)
             done += 1
-    if done:
-        app.wake_delivery()
-    return done
+    return len(tickets), done
 
 
 def schedule(app: App, scheduler) -> None:  # noqa: ANN001 - an APScheduler AsyncIOScheduler

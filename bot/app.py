@@ -17,6 +17,7 @@ from bot.delivery.api_tokens import ApiTokens
 from bot.delivery.media import MediaStore
 from bot.desk.owner_accounts import OwnerAccounts
 from bot.desk.staff_desk import StaffDesk
+from bot.ops.metrics import Metrics
 
 log = logging.getLogger("propdesk")
 
@@ -34,11 +35,14 @@ class App:
     staff_desk: StaffDesk = None  # type: ignore[assignment]  # set in __post_init__
     owner_accounts: OwnerAccounts = None  # type: ignore[assignment]  # set in __post_init__
     api_tokens: ApiTokens = None  # type: ignore[assignment]  # set in __post_init__
+    metrics: Metrics = field(default_factory=Metrics)
+    ready: bool = False  # migrations applied and channels started (GET /readyz)
 
     def __post_init__(self) -> None:
         if self.media is None:
             self.media = MediaStore(self.settings.upload_dir)
         self.engine.on_queued = self.wake_delivery
+        self.engine.metrics = self.metrics
         self.staff_desk = StaffDesk(self.sessionmaker, self.settings, self.clock, self.engine.dispatch, self.media,
                                     self.wake_delivery)
         self.owner_accounts = OwnerAccounts(self.sessionmaker, self.clock)

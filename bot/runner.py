@@ -8,6 +8,7 @@ import signal
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import text
 
 from config.settings import Settings
 from models.db import upgrade_url
@@ -21,8 +22,15 @@ from bot.jobs.sweeps import schedule
 log = logging.getLogger("propdesk")
 
 
+STARTUP_LOCK = 0x70726F70  # "prop": PostgreSQL advisory lock key for start-up work
+
+
 async def prepare(app: App, demo: bool) -> None:
+    """Seed the demo when asked or empty. Workers started together take turns (an advisory lock on PostgreSQL;
+    SQLite's write lock does the same), so the first seeds and the others find it done."""
     async with app.sessionmaker() as s, s.begin():
+        if s.bind.dialect.name == "postgresql":
+            await s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": STARTUP_LOCK})
         if (demo or app.settings.seed_demo_on_empty) and await is_empty(s):
             await seed_demo(s, today=app.clock.local().date())
             log.info("seeded the demo estates, owners, staff and bills")
@@ -79,6 +87,7 @@ async def serve(settings: Settings, demo: bool = False, stop: asyncio.Event | No
     scheduler = AsyncIOScheduler()
     schedule(app, scheduler)
     scheduler.start()
+    app.ready = True
     log.info("propdesk is up: web chat on http://%s:%s/", settings.http_host, settings.http_port)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -89,6 +98,7 @@ async def serve(settings: Settings, demo: bool = False, stop: asyncio.Event | No
     try:
         await stop.wait()
     finally:
+        app.ready = False  # a load balancer stops sending work here while this worker finishes what it has
         stop.set()
         scheduler.shutdown(wait=False)
         await delivery_task

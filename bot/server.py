@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from bot.app import App
@@ -25,6 +27,27 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "database": "ok"})
 
 
+async def readyz(request: web.Request) -> web.Response:
+    """200 once this worker has its database migrated and its channels started; 503 before (and while stopping)."""
+    app: App = request.app[APP_KEY]
+    if not app.ready:
+        return web.json_response({"status": "starting"}, status=503)
+    return await healthz(request)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition, for whoever holds PROPDESK_METRICS_TOKEN (as a bearer token); 404 when unset."""
+    app: App = request.app[APP_KEY]
+    token = app.settings.metrics_token
+    if not token:
+        raise web.HTTPNotFound()
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return web.json_response({"error": "metrics need the bearer token"}, status=401)
+    body = await app.metrics.render(app.sessionmaker, app.clock)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
 @web.middleware
 async def errors_as_json(request: web.Request, handler):
     """Bad requests get a clear JSON error; nothing leaks a traceback to the client."""
@@ -41,6 +64,8 @@ def build_app(app: App, channels: list | None = None) -> web.Application:
     webapp = web.Application(middlewares=[errors_as_json], client_max_size=app.settings.max_upload_bytes + 65536)
     webapp[APP_KEY] = app
     webapp.router.add_get("/healthz", healthz)
+    webapp.router.add_get("/readyz", readyz)
+    webapp.router.add_get("/metrics", metrics)
     if app.settings.web_chat_enabled:
         owner_chat.setup(webapp, app)
         staff_pane.setup(webapp, app)

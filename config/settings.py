@@ -130,7 +130,8 @@ class Settings(BaseSettings):
     quiet_hours: str = "21:00-08:00"
     log_level: str = "INFO"
     log_format: Literal["kv", "json"] = "kv"  # key=value lines, or one JSON object a line
-    access_log: bool = False  # one line per HTTP request (polls included): off unless asked for
+    access_log: bool = False
+    metrics_token: str | None = None  # GET /metrics with "Authorization: Bearer <token>"; off when unset  # one line per HTTP request (polls included): off unless asked for
     # The managers' daily digest (to the staff group named "managers"), local time.
     digest_time: str = "08:00"
 

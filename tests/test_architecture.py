@@ -88,7 +88,7 @@ def test_handlers_and_models_know_no_application():
 def test_bot_is_packages_named_for_what_they_hold():
     top = sorted(p.name for p in (ROOT / "bot").iterdir() if p.suffix == ".py" and p.name != "__init__.py")
     assert top == ["app.py", "cli.py", "clock.py", "runner.py", "server.py"]
-    for package in ("conversation", "desk", "triage", "delivery", "jobs", "channels/telegram", "channels/wechat",
+    for package in ("conversation", "desk", "triage", "delivery", "jobs", "ops", "channels/telegram", "channels/wechat",
                     "channels/wecom", "channels/web"):
         assert (ROOT / "bot" / package / "__init__.py").exists(), package
 

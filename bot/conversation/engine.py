@@ -32,6 +32,7 @@ from bot.clock import Clock
 from bot.desk.owner_desk import DbDesk
 from bot.desk.routing import Dispatch
 from bot.desk.ticket_service import CLAIM_MINUTES
+from bot.ops.metrics import Metrics
 
 log = logging.getLogger("propdesk.engine")
 QUEUED = "propdesk.queued"
@@ -76,6 +77,7 @@ class Engine:
         # Called after a step that queued outgoing messages (the app wakes its delivery worker); a step that did
         # not, the common case, costs the worker no look at the outbox.
         self.on_queued: Callable[[], None] | None = None
+        self.metrics: Metrics | None = None  # set by the app: messages in, step latency, failures
         self.settings = settings
         self.clock = clock or Clock()
         self.classifier = classifier or get_classifier(settings.rules_file)
@@ -118,10 +120,15 @@ class Engine:
         A step that fails (a flow's bug, a database that went away) never leaves the owner unanswered: the error is
         logged with the message, the conversation goes back to the menu, and the owner gets an apology with it."""
         try:
-            return await self._run(sender, msg, hooks)
+            if self.metrics is None:
+                return await self._run(sender, msg, hooks)
+            with self.metrics.step(sender.channel):
+                return await self._run(sender, msg, hooks)
         except Exception:  # noqa: BLE001 - whatever failed, the owner gets an answer
             log.exception("step failed: channel=%s chat=%s message=%s; answering with an apology",
                           sender.channel, sender.chat_id, msg.kind)
+            if self.metrics is not None:
+                self.metrics.step_failures.labels(sender.channel).inc()
         return await self._apologise(sender, hooks)
 
     async def _apologise(self, sender: Sender, hooks: "Hooks | None") -> list[Reply] | None:

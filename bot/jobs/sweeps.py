@@ -60,6 +60,11 @@ async def sla_sweep(app: App, limit: int = 200, batch: int = 20) -> int:
     goes in small transactions, yielding between them: on SQLite a transaction holds the one write lock, and owners'
     messages must not wait behind a sweep of hundreds of tickets.
     """
+    with app.metrics.sweep("sla"):
+        return await _sla_sweep(app, limit, batch)
+
+
+async def _sla_sweep(app: App, limit: int, batch: int) -> int:
     now = app.clock.now()
     done = seen = 0
     while seen < limit:

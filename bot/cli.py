@@ -246,7 +246,7 @@ def cmd_notice(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.runner import run
 
-    return run(get_settings(), demo=args.demo)
+    return run(get_settings(), demo=args.demo, workers=args.workers)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="start the server (web chat, and every channel whose settings are present)")
     p.add_argument("--demo", action="store_true", help="seed the demo estate, owners, staff and bills if empty")
+    p.add_argument("--workers", type=int, default=1,
+                   help="worker processes sharing the HTTP port (PostgreSQL only; default 1)")
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("db", help="database commands")
     p.add_argument("action", choices=["upgrade"])

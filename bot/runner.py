@@ -4,7 +4,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import multiprocessing
+import os
 import signal
+import sys
+import time
+from multiprocessing.connection import wait
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -70,14 +75,15 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-async def serve(settings: Settings, demo: bool = False, stop: asyncio.Event | None = None) -> None:
+async def serve(settings: Settings, demo: bool = False, stop: asyncio.Event | None = None,
+                reuse_port: bool = False) -> None:
     app = App.create(settings)
     await prepare(app, demo)
     channels = build_channels(app)
     runner = web.AppRunner(build_app(app, channels), access_log=logging.getLogger("aiohttp.access")
                            if settings.access_log else None)
     await runner.setup()
-    site = web.TCPSite(runner, settings.http_host, settings.http_port)
+    site = web.TCPSite(runner, settings.http_host, settings.http_port, reuse_port=reuse_port or None)
     await site.start()
     for channel in channels:
         await channel.start()
@@ -108,10 +114,62 @@ async def serve(settings: Settings, demo: bool = False, stop: asyncio.Event | No
         await app.close()
 
 
-def run(settings: Settings, demo: bool = False) -> int:
+def run(settings: Settings, demo: bool = False, workers: int = 1) -> int:
     # Migrations run before the loop starts (Alembic's env may start a loop of its own). For PostgreSQL,
     # deployments run `propdesk db upgrade` themselves; run applies them on start for SQLite as the default.
+    if workers > 1 and settings.database_url.startswith("sqlite"):
+        print("propdesk: --workers above 1 needs PostgreSQL (SQLite has one writer; use one worker)",
+              file=sys.stderr)
+        return 2
     if settings.database_url.startswith("sqlite"):
         upgrade_url(settings.database_url)
-    asyncio.run(serve(settings, demo))
+    if workers <= 1:
+        asyncio.run(serve(settings, demo))
+        return 0
+    return supervise(demo, workers)
+
+
+def _worker(demo: bool) -> None:
+    """One worker process: the settings come from the same environment and files as the parent's."""
+    from config.log_format import setup_logging
+    from config.settings import get_settings
+
+    settings = get_settings()
+    setup_logging(settings.log_level, settings.log_format)
+    asyncio.run(serve(settings, demo, reuse_port=True))
+
+
+def supervise(demo: bool, workers: int, restart_after: float = 1.0) -> int:
+    """N worker processes sharing the HTTP port (SO_REUSEPORT: the kernel spreads connections over them); a worker
+    that dies is started again; SIGTERM or Ctrl-C stops them all, each finishing what it has in hand."""
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(demo,), name=f"propdesk-worker-{i}") for i in range(workers)]
+    stopping = False
+
+    def stop_all(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for p in procs:
+            if p.is_alive() and p.pid:
+                os.kill(p.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop_all)
+    signal.signal(signal.SIGINT, stop_all)
+    for p in procs:
+        p.start()
+    log.info("started %d workers", workers)
+    while True:
+        wait([p.sentinel for p in procs], timeout=1.0)
+        if stopping:
+            break
+        for i, p in enumerate(procs):
+            if p.exitcode is not None:
+                log.warning("worker %s exited with %s: starting it again", p.name, p.exitcode)
+                time.sleep(restart_after)
+                procs[i] = ctx.Process(target=_worker, args=(demo,), name=p.name)
+                procs[i].start()
+    for p in procs:
+        p.join(timeout=30)
+        if p.is_alive():
+            p.kill()
     return 0

@@ -24,6 +24,7 @@ from bot.desk.group_cards import GroupCard
 from bot.delivery.outbox_worker import DIGEST, DeliveryError
 from bot.conversation.engine import Sender
 from bot.delivery.ratelimit import WindowsByKey
+from bot.ops.lease import Lease
 from config.i18n import label, t
 from handlers.messages import Inbound, Reply, merge_replies
 
@@ -137,6 +138,8 @@ class TelegramChannel:
                    .get_updates_request(AiohttpRequest(connection_pool_size=1, proxy=s.telegram_proxy))
                    .rate_limiter(self.limiter))
         self.webhook = bool(s.telegram_webhook_url)
+        self._poller: asyncio.Task | None = None
+        self._poll_stop = asyncio.Event()
         self.secret = s.telegram_webhook_secret or secrets.token_urlsafe(24)
         if self.webhook:
             builder = builder.updater(None)
@@ -171,11 +174,27 @@ class TelegramChannel:
             await self.bot.set_webhook(self.app.settings.telegram_webhook_url, secret_token=self.secret,
                                        allowed_updates=allowed)
         else:
-            await self.bot.delete_webhook()
-            await self.ptb.updater.start_polling(allowed_updates=allowed, poll_interval=0.0, timeout=10)
+            # One worker long-polls (Telegram answers a second poller with 409 Conflict): whoever holds the lease.
+            self._poll_stop = asyncio.Event()
+            lease = Lease(self.app.db, f"telegram-poller:{self.bot.id}", self._start_polling, self._stop_polling)
+            self._poller = asyncio.create_task(lease.run(self._poll_stop))
         log.info("telegram channel up as @%s (%s)", self.bot.username, "webhook" if self.webhook else "polling")
 
+    async def _start_polling(self) -> None:
+        await self.bot.delete_webhook()
+        await self.ptb.updater.start_polling(allowed_updates=["message", "callback_query"], poll_interval=0.0,
+                                             timeout=10)
+        self.app.metrics.poller.set(1)
+
+    async def _stop_polling(self) -> None:
+        self.app.metrics.poller.set(0)
+        if self.ptb.updater and self.ptb.updater.running:
+            await self.ptb.updater.stop()
+
     async def stop(self) -> None:
+        if self._poller is not None:
+            self._poll_stop.set()
+            await self._poller
         if self.ptb.updater and self.ptb.updater.running:
             await self.ptb.updater.stop()
         if self.ptb.running:

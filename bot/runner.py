@@ -14,7 +14,7 @@ from models.db import upgrade_url
 
 from bot.app import App
 from bot.delivery.outbox_worker import Delivery
-from bot.desk.demo_seed import is_empty, seed_demo
+from bot.desk.demo_seed import is_empty, seed_demo, seed_history
 from bot.server import build_app
 from bot.jobs.sweeps import schedule
 
@@ -25,7 +25,8 @@ async def prepare(app: App, demo: bool) -> None:
     async with app.sessionmaker() as s, s.begin():
         if (demo or app.settings.seed_demo_on_empty) and await is_empty(s):
             await seed_demo(s, today=app.clock.local().date())
-            log.info("seeded the demo estates, owners, staff and bills")
+            tickets = await seed_history(s, app.clock.now())
+            log.info("seeded the demo estates, owners, staff, bills and %d tickets of history", tickets)
 
 
 def build_channels(app: App) -> list:

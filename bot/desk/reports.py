@@ -13,9 +13,10 @@ per slice when asked (`by`), and the breach list. Every figure is defined once, 
   deadline fell in the period (and has passed), the share that met it. The deadlines are the ticket's stored ones,
   which the SLA clock set in business or calendar time and moved for holds; a hold that began after a deadline was
   met does not move that deadline back into the future here. A ticket cancelled or merged before a deadline it had
-  not met is not counted for it. Arrival is the start of work (到场), or the resolution when work was never marked
-  started. A ticket carries the deadlines of its latest cycle (a reopening or, for the claim, a rejection starts a
-  new one);
+  not met is not counted for it. Arrival is the start of work (到场) the ticket records, or the resolution when work
+  was never marked started. A ticket carries the deadlines of its latest cycle (a reopening or, for the claim, a
+  rejection starts a new one); deadlines are looked for among the tickets whose clock (re)started within LOOKBACK
+  (45 days) before the period, or that were active in it or are open;
 - 完成率 `completion_rate`: of the tickets received in the period, those resolved by its end;
 - 回访率 `return_visit_rate`: of the tickets resolved in the period, those the owner rated or confirmed;
 - 满意率 `satisfaction_rate`: of the ratings given in the period, the 4 and 5 star ones; `avg_rating`, `rated`;
@@ -29,20 +30,21 @@ per slice when asked (`by`), and the breach list. Every figure is defined once, 
 
 A rate is a `Rate`: {"value": count/of (None when of is 0), "count": tickets that met it, "of": tickets counted}.
 
-The selection is filtered in SQL; the tickets that can matter to the period are read with their events already
-aggregated per ticket in SQL (one statement, plus one for the holds), and the slices are summed in Python, where
-the percentiles are computed too.
+The tickets that can matter to the period are selected in SQL (a union of index scans) and read once with their
+events aggregated per ticket in SQL (plus one statement for the holds); the slices are summed in Python, where the
+percentiles are computed too.
 """
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, or_, select, text
+from sqlalchemy import Integer, and_, any_, bindparam, case, func, or_, select, text, union
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Building, Estate, Person, Staff, Ticket, TicketEvent, Unit
@@ -193,15 +195,29 @@ async def _estate_ids(session: AsyncSession, codes: Iterable[str]) -> list[int]:
     return [found[c] for c in codes]
 
 
+LOOKBACK = timedelta(days=45)  # a deadline is looked for in tickets whose clock (re)started this long before
+
+
 def _selection(period: Period, estate_ids: list[int], where: dict[str, list]):  # noqa: ANN202
-    """The ids of the tickets that can matter to the period: created before its end and received, active, open,
-    resolved or closed in or after it, or with a deadline from its start on."""
+    """The ids of the tickets that can matter to the period, as a union of index scans: created in it or in the
+    LOOKBACK before it (deadlines that fall in it), open now, with an event in it, whose clock restarted (reopened,
+    rejected, resumed) in the LOOKBACK, or that left the open statuses after it (open at its end)."""
     t, e = Ticket.__table__.c, TicketEvent.__table__.c
     start, end = period.start, period.end
-    q = select(t.id).where(t.created_at < end, or_(
-        t.created_at >= start, t.status.in_(sorted(OPEN)), t.resolved_at >= start, t.closed_at >= start,
-        t.claim_due_at >= start, t.arrive_due_at >= start, t.resolve_due_at >= start,
-        t.id.in_(select(e.ticket_id).where(_window(e.at, start, end)))))
+    parts = [
+        select(t.id).where(t.created_at >= start, t.created_at < end),
+        select(t.id).where(t.created_at >= start - LOOKBACK, t.created_at < start, or_(
+            t.claim_due_at >= start, t.arrive_due_at >= start, t.resolve_due_at >= start)),
+        select(t.id).where(t.status.in_(sorted(OPEN)), t.created_at < end),
+        select(e.ticket_id).where(e.at >= start, e.at < end),
+        select(e.ticket_id).where(e.at >= start - LOOKBACK, e.at < start, e.action.in_(["reopen", "reject", "resume"])),
+    ]
+    if period.end < datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(days=1):
+        parts.append(select(e.ticket_id).where(e.at >= end, e.action.in_(["resolve", "cancel", "merge"])))
+    ids = union(*parts)
+    if not estate_ids and not where:
+        return ids  # a ticket created after the period (an event after it) changes no figure of it
+    q = select(t.id).where(t.id.in_(select(ids.subquery("candidates").c[0])))
     if estate_ids:
         q = q.where(t.estate_id.in_(estate_ids))
     for dim, values in where.items():
@@ -218,7 +234,13 @@ def _selection(period: Period, estate_ids: list[int], where: dict[str, list]):  
     return q
 
 
-async def _rows(session: AsyncSession, period: Period, selection):  # noqa: ANN001, ANN202
+def _member(col, selection, ids: list[int] | None):  # noqa: ANN001, ANN202
+    """`col` is one of the selected tickets: the selection as a subquery, or (PostgreSQL) its ids as one array
+    parameter, whose size the planner knows (it cannot estimate the union well, and would scan every event)."""
+    return col.in_(selection) if ids is None else col == any_(bindparam("ids", ids, type_=ARRAY(Integer)))
+
+
+async def _rows(session: AsyncSession, period: Period, selection, ids: list[int] | None):  # noqa: ANN001, ANN202
     """One row per selected ticket: its columns, its dimensions and its events aggregated."""
     t, e = Ticket.__table__.c, TicketEvent.__table__
     start, end = period.start, period.end
@@ -233,6 +255,8 @@ async def _rows(session: AsyncSession, period: Period, selection):  # noqa: ANN0
                   func.max(when(ev.action.in_(["create", "reopen"]))).label("c0"),
                   func.max(when(ev.action.in_(["create", "reopen", "reject"]))).label("cc"),
                   func.min(when(ev.action == "claim")).label("first_claim"),
+                  func.max(when(ev.action == "claim")).label("last_claim"),
+                  flag(ev.at >= end).label("changed_after"),
                   func.max(when(and_(ev.action == "resolve", in_p))).label("resolved_in_p"),
                   flag(and_(ev.to_status == "closed", ev.from_status != "closed", in_p)).label("closed_in_p"),
                   flag(and_(ev.action == "cancel", in_p)).label("cancelled_in_p"),
@@ -242,36 +266,42 @@ async def _rows(session: AsyncSession, period: Period, selection):  # noqa: ANN0
                   flag(and_(ev.action == "close", ev.actor.like("owner:%"))).label("confirmed"),
                   func.max(when(ev.action.in_(["cancel", "merge"]))).label("withdrawn_at"),
                   func.max(when(and_(ev.to_status.is_not(None), ev.at < end), ev.id)).label("last_status_event"))
-           .where(ev.ticket_id.in_(selection)).group_by(ev.ticket_id).subquery("agg"))
+           .where(_member(ev.ticket_id, selection, ids)).group_by(ev.ticket_id).subquery("agg"))
     x = e.alias("x")
-    first_after = lambda action, since: (select(func.min(x.c.at)).where(  # noqa: E731
-        x.c.ticket_id == t.id, x.c.action == action, x.c.at >= since).scalar_subquery())
-    status_at_end = select(x.c.to_status).where(x.c.id == agg.c.last_status_event).scalar_subquery()
+    # A claim cycle (created, rejected, reopened) has one claim at most: a claim leaves the statuses it comes from.
+    claim_at = case((agg.c.last_claim >= agg.c.cc, agg.c.last_claim))
+    # The status at the period's end: the ticket's own, unless it changed after the end.
+    status_at_end = case((agg.c.changed_after == 0, t.status), else_=select(x.c.to_status).where(
+        x.c.id == agg.c.last_status_event).scalar_subquery())
     assignee = Staff.__table__.alias("assignee")
     who = Person.__table__.alias("who")
     q = (select(t.id, t.number, t.kind, t.category, t.urgency, t.channel, t.status, t.created_at, t.resolved_at,
                 t.claim_due_at, t.arrive_due_at, t.resolve_due_at, t.held_at, t.rating, t.assignee_id,
-                Estate.code.label("estate"), Building.id.label("building_id"), Building.name.label("building"),
+                Estate.code.label("estate"), Building.name.label("building"),
                 assignee.c.trade, who.c.name.label("staff"), agg.c.c0, agg.c.cc, agg.c.first_claim,
                 agg.c.resolved_in_p, agg.c.closed_in_p, agg.c.cancelled_in_p, agg.c.rejected_in_p,
                 agg.c.reopened_in_p, agg.c.rated_in_p, agg.c.confirmed, agg.c.withdrawn_at,
-                first_after("claim", agg.c.cc).label("claim_at"), first_after("start", agg.c.c0).label("start_at"),
+                claim_at.label("claim_at"), t.started_at.label("start_at"),
                 status_at_end.label("status_at_end"))
          .select_from(Ticket.__table__)
          .join(agg, agg.c.tid == t.id)
          .outerjoin(Estate, Estate.id == t.estate_id)
          .outerjoin(Unit, Unit.id == t.unit_id).outerjoin(Building, Building.id == Unit.building_id)
-         .outerjoin(assignee, assignee.c.id == t.assignee_id).outerjoin(who, who.c.id == assignee.c.person_id))
-    return (await session.execute(q)).all()
+         .outerjoin(assignee, assignee.c.id == t.assignee_id).outerjoin(who, who.c.id == assignee.c.person_id)
+         .where(_member(t.id, selection, ids)))
+    result = await session.execute(q)
+    row = namedtuple("TicketFacts", list(result.keys()))  # attribute access at C speed, for the loop in _compute
+    return [row._make(r) for r in result.all()]
 
 
-async def _holds(session: AsyncSession, selection) -> dict[int, list[tuple[datetime, datetime]]]:  # noqa: ANN001
+async def _holds(session: AsyncSession, selection, ids: list[int] | None  # noqa: ANN001
+                 ) -> dict[int, list[tuple[datetime, datetime]]]:
     """Each finished hold of the selected tickets: (held, resumed); the SLA clock moved the deadlines by its length."""
     e = TicketEvent.__table__
     r, h = e.alias("r"), e.alias("h")
     held = (select(func.max(h.c.at)).where(h.c.ticket_id == r.c.ticket_id, h.c.action == "hold", h.c.at <= r.c.at)
             .scalar_subquery())
-    q = select(r.c.ticket_id, held, r.c.at).where(r.c.action == "resume", r.c.ticket_id.in_(selection))
+    q = select(r.c.ticket_id, held, r.c.at).where(r.c.action == "resume", _member(r.c.ticket_id, selection, ids))
     out: dict[int, list] = defaultdict(list)
     for tid, held_at, resumed_at in (await session.execute(q)).all():
         if held_at is not None:
@@ -455,12 +485,14 @@ async def service_report(session: AsyncSession, period: Period, *, now: datetime
     estates = list(estates)
     where = {k: list(v) for k, v in (where or {}).items() if v}
     selection = _selection(period, await _estate_ids(session, estates) if estates else [], where)
+    ids = None
     if session.bind.dialect.name == "postgresql":
-        # The selection's many ORs make the planner guess far too many rows; over its cost threshold PostgreSQL
-        # would spend seconds compiling the plan (JIT) for a query that runs in a fraction of one.
+        # The planner cannot estimate the selection; over its cost threshold PostgreSQL would spend seconds
+        # compiling the plan (JIT) for a query that runs in a fraction of one.
         await session.execute(text("SET LOCAL jit = off"))
-    rows = await _rows(session, period, selection)
-    holds = await _holds(session, selection)
+        ids = list((await session.scalars(selection)).all())
+    rows = await _rows(session, period, selection, ids)
+    holds = await _holds(session, selection, ids)
     total, slices, breaches = _compute(rows, holds, period, now, by)
     breaches.sort(key=lambda b: (b.due_at, b.number, DEADLINES.index(b.deadline)))
     filters = {"estate": estates} if estates else {}

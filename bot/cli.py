@@ -1,4 +1,4 @@
-"""The `propdesk` command: run, db upgrade, classify, import owners|bills, staff, qrcode, wechat."""
+"""The `propdesk` command: run, db upgrade, classify, import owners|bills, staff, qrcode, notice, report, wechat."""
 from __future__ import annotations
 
 import argparse
@@ -243,6 +243,43 @@ def cmd_notice(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """The service report of a period (local days, both included) as JSON, CSV or an Excel workbook."""
+    from datetime import date
+
+    from bot.desk.report_export import write
+    from bot.desk.reports import Period, ReportError, service_report
+
+    settings = get_settings()
+    try:
+        first, last = date.fromisoformat(args.date_from), date.fromisoformat(args.date_to)
+        period = Period.days(first, last, settings.timezone)
+    except ValueError as exc:
+        print(f"bad period: {exc} (dates as YYYY-MM-DD, --from not after --to)", file=sys.stderr)
+        return 2
+    fmt = args.format or (args.out.rsplit(".", 1)[-1].lower() if args.out and "." in args.out else "json")
+    if fmt not in ("json", "csv", "xlsx"):
+        print(f"unknown format {fmt!r}: choose json, csv or xlsx", file=sys.stderr)
+        return 2
+    if fmt == "xlsx" and not args.out:
+        print("an Excel report needs a file: --out FILE.xlsx", file=sys.stderr)
+        return 2
+    try:
+        report = _in_session(lambda s, clock: service_report(s, period, now=clock.now(), by=args.by,
+                                                             estates=args.estate or []))
+    except ReportError as exc:
+        print(f"no report: {exc}", file=sys.stderr)
+        return 2
+    try:
+        written = write(report, fmt, args.out)
+    except OSError as exc:
+        print(f"cannot write {args.out}: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.runner import run
 
@@ -292,6 +329,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--building", action="append", help="building name (repeatable); the whole estate if omitted")
     p.add_argument("text", nargs="+")
     p.set_defaults(fn=cmd_notice)
+    p = sub.add_parser("report", help="service report of a period: on-time rates, completion, satisfaction, breaches")
+    p.add_argument("--from", dest="date_from", required=True, metavar="YYYY-MM-DD", help="first day (local)")
+    p.add_argument("--to", dest="date_to", required=True, metavar="YYYY-MM-DD", help="last day (local), included")
+    p.add_argument("--estate", action="append", metavar="CODE", help="estate code (repeatable); all when omitted")
+    p.add_argument("--by", choices=["estate", "building", "kind", "category", "urgency", "staff", "trade", "channel"],
+                   help="a row per estate, staff member, … besides the total")
+    p.add_argument("--format", choices=["json", "csv", "xlsx"], help="default: from --out's extension, else json")
+    p.add_argument("--out", metavar="FILE", help="write here (JSON and CSV go to stdout when omitted)")
+    p.set_defaults(fn=cmd_report)
     p = sub.add_parser("wechat", help="WeChat official account: custom menu, parametric QR codes")
     wx = p.add_subparsers(dest="action", required=True)
     wx.add_parser("menu", help="create the account's custom menu (报修, 投诉, 我的…)")

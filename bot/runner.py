@@ -20,7 +20,7 @@ from models.db import upgrade_url
 
 from bot.app import App
 from bot.delivery.outbox_worker import Delivery
-from bot.desk.demo_seed import is_empty, seed_demo
+from bot.desk.demo_seed import is_empty, seed_demo, seed_history
 from bot.server import build_app
 from bot.jobs.sweeps import schedule
 
@@ -38,7 +38,13 @@ async def prepare(app: App, demo: bool) -> None:
             await s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": STARTUP_LOCK})
         if (demo or app.settings.seed_demo_on_empty) and await is_empty(s):
             await seed_demo(s, today=app.clock.local().date())
-            log.info("seeded the demo estates, owners, staff and bills")
+            quiet = logging.getLogger("propdesk.tickets")
+            level, quiet.level = quiet.level, logging.WARNING  # the history's hundreds of tickets are not news
+            try:
+                tickets = await seed_history(s, app.clock.now())
+            finally:
+                quiet.setLevel(level)
+            log.info("seeded the demo estates, owners, staff, bills and %d tickets of history", tickets)
 
 
 def build_channels(app: App) -> list:

@@ -134,6 +134,12 @@ class Settings(BaseSettings):
     metrics_token: str | None = None  # GET /metrics with "Authorization: Bearer <token>"; off when unset  # one line per HTTP request (polls included): off unless asked for
     # The managers' daily digest (to the staff group named "managers"), local time.
     digest_time: str = "08:00"
+    # The managers' service reports (to the same group): weekly for the last Monday-to-Sunday week, on this day of
+    # the week (mon … sun), and monthly for the last calendar month, on this day of the month; local times.
+    report_weekly_day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+    report_weekly_time: str = "08:30"
+    report_monthly_day: int = Field(default=1, ge=1, le=28)
+    report_monthly_time: str = "08:30"
 
     # Outbox delivery: attempts before a message is marked failed, and the first retry's delay (doubles).
     delivery_max_attempts: int = 8

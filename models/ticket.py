@@ -14,7 +14,8 @@ PREFIX = {"repair": "BX", "complaint": "TS"}
 
 class Ticket(Base):
     __tablename__ = "tickets"
-    __table_args__ = (Index("ix_tickets_estate_status", "estate_id", "status"),)
+    __table_args__ = (Index("ix_tickets_estate_status", "estate_id", "status"),
+                      Index("ix_tickets_created_at", "created_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)
@@ -67,7 +68,7 @@ class TicketEvent(Base):
     __tablename__ = "ticket_events"
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
-    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)  # ix_ticket_events_at
     actor: Mapped[str] = mapped_column(String(100))  # "owner:12", "staff:3", "system"
     action: Mapped[str] = mapped_column(String(16))
     from_status: Mapped[str | None] = mapped_column(String(16), default=None)

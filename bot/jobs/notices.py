@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta, timezone
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.settings import Settings
-from config.i18n import label, t
-from models import Binding, Building, Estate, Identity, OutboxMessage, Ticket, Unit
-from models.lifecycle import OPEN_STATUSES
+from config.i18n import t
+from models import Binding, Building, Estate, Identity, OutboxMessage, Unit
 
 from bot.clock import Clock
 from bot.desk.routing import Dispatch
@@ -46,24 +45,40 @@ async def send_notice(session: AsyncSession, settings: Settings, clock: Clock, *
 
 async def daily_digest(session: AsyncSession, settings: Settings, clock: Clock, dispatch: Dispatch,
                        group: str = "managers") -> str | None:
-    """The last day in numbers, to the managers' group: new, closed, overdue, oldest open, average rating."""
+    """The last 24 hours in numbers, to the managers' group (the service report's figures): received, closed,
+    open past their resolve deadline, the oldest open ticket, the average rating, the on-time rates."""
+    from bot.desk.report_export import pct
+    from bot.desk.reports import Period, service_report
+
     target = dispatch.groups.get(group)
     if target is None:
         return None
     now, lang = clock.now(), settings.staff_lang
-    since = now - timedelta(days=1)
-    open_ = [str(s) for s in OPEN_STATUSES]
-    new = await session.scalar(select(func.count()).select_from(Ticket).where(Ticket.created_at >= since))
-    closed = await session.scalar(select(func.count()).select_from(Ticket).where(Ticket.closed_at >= since))
-    overdue = await session.scalar(select(func.count()).select_from(Ticket).where(
-        Ticket.status.in_(open_), Ticket.resolve_due_at < now))
-    rating = await session.scalar(select(func.avg(Ticket.rating)).where(Ticket.closed_at >= since,
-                                                                        Ticket.rating.is_not(None)))
-    oldest = await session.scalar(select(Ticket).where(Ticket.status.in_(open_)).order_by(Ticket.created_at)
-                                  .limit(1))
-    text = t(lang, "digest.daily", date=clock.local().date().isoformat(), new=new, closed=closed, overdue=overdue,
-             rating=f"{rating:.1f}" if rating is not None else "-",
-             oldest=(f"{oldest.number} {label(lang, 'status', oldest.status)} "
-                     f"{int((now - oldest.created_at).total_seconds() // 3600)}h") if oldest else "-")
+    report = await service_report(session, Period(now - timedelta(days=1), now, settings.timezone), now=now)
+    f = report.as_dict()["total"]
+    text = t(lang, "digest.daily", date=clock.local().date().isoformat(), new=f["received"], closed=f["closed"],
+             overdue=f["overdue_at_end"], rating=f"{f['avg_rating']:.1f}" if f["avg_rating"] is not None else "-",
+             oldest=f"{f['oldest_open']} {int(f['open_age_max_h'])}h" if f["oldest_open"] else "-")
+    text += "\n" + t(lang, "digest.daily_rates", claim=pct(f["on_time_claim_rate"]),
+                     arrive=pct(f["on_time_arrive_rate"]), resolve=pct(f["on_time_resolve_rate"]))
     session.add(OutboxMessage.new(target.channel, target.chat_id, {"text": text}, at=now))
+    return text
+
+
+async def report_summary(session: AsyncSession, settings: Settings, clock: Clock, dispatch: Dispatch, period,
+                         which: str, group: str = "managers") -> str | None:  # noqa: ANN001
+    """The weekly or monthly service report of `period` (a reports.Period) to the managers' group: the headline
+    figures and the three worst breaches, through the outbox."""
+    from bot.desk.report_export import summary_text
+    from bot.desk.reports import service_report
+
+    target = dispatch.groups.get(group)
+    if target is None:
+        return None
+    lang = settings.staff_lang
+    report = await service_report(session, period, now=clock.now())
+    title = (t(lang, "report.weekly_title", first=period.first.isoformat(), last=period.last.isoformat())
+             if which == "weekly" else t(lang, "report.monthly_title", month=f"{period.first:%Y-%m}"))
+    text = summary_text(report, lang, title)
+    session.add(OutboxMessage.new(target.channel, target.chat_id, {"text": text}, at=clock.now()))
     return text

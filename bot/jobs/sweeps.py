@@ -14,7 +14,8 @@ from models.db import insert_for
 from bot.desk import escalation
 from bot.app import App
 from bot.jobs.fee_reminders import send_fee_reminders
-from bot.jobs.notices import daily_digest
+from bot.jobs.notices import daily_digest, report_summary
+from bot.desk.reports import Period
 from bot.desk.ticket_service import TicketService
 
 log = logging.getLogger("propdesk.sweeps")
@@ -48,6 +49,21 @@ async def managers_digest(app: App) -> bool:
         if first.rowcount != 1:
             return False
         await daily_digest(s, app.settings, app.clock, app.engine.dispatch)
+    app.wake_delivery()
+    return True
+
+
+async def managers_report(app: App, which: str) -> bool:
+    """The weekly (last Monday to Sunday) or monthly (last month) service report, once per period across workers."""
+    today, tz = app.clock.local().date(), app.settings.timezone
+    period = Period.week_before(today, tz) if which == "weekly" else Period.month_before(today, tz)
+    async with app.sessionmaker() as s, s.begin():
+        insert = insert_for(s.bind.dialect.name)
+        first = await s.execute(insert(JobRun).values(name=f"report_{which}", run_key=period.first.isoformat(),
+                                                      created_at=app.clock.now()).on_conflict_do_nothing())
+        if first.rowcount != 1:
+            return False
+        await report_summary(s, app.settings, app.clock, app.engine.dispatch, period, which)
     app.wake_delivery()
     return True
 
@@ -111,3 +127,11 @@ def schedule(app: App, scheduler) -> None:  # noqa: ANN001 - an APScheduler Asyn
     hour, minute = (int(x) for x in app.settings.digest_time.split(":"))
     scheduler.add_job(managers_digest, "cron", args=[app], hour=hour, minute=minute, timezone=app.settings.timezone,
                       id="managers_digest", max_instances=1, coalesce=True)
+    hour, minute = (int(x) for x in app.settings.report_weekly_time.split(":"))
+    scheduler.add_job(managers_report, "cron", args=[app, "weekly"], day_of_week=app.settings.report_weekly_day,
+                      hour=hour, minute=minute, timezone=app.settings.timezone, id="report_weekly", max_instances=1,
+                      coalesce=True)
+    hour, minute = (int(x) for x in app.settings.report_monthly_time.split(":"))
+    scheduler.add_job(managers_report, "cron", args=[app, "monthly"], day=app.settings.report_monthly_day,
+                      hour=hour, minute=minute, timezone=app.settings.timezone, id="report_monthly", max_instances=1,
+                      coalesce=True)

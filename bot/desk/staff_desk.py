@@ -338,12 +338,13 @@ class StaffDesk:
             view["owner"] = None
             if ticket.reporter_id and not ticket.anonymous:
                 person = await s.get(Person, ticket.reporter_id)
+                homes = or_(Unit.id.in_(select(Binding.unit_id).where(Binding.person_id == ticket.reporter_id,
+                                                                      Binding.status == "active")),
+                            Unit.id.in_(select(Residency.unit_id).where(Residency.person_id == ticket.reporter_id)))
                 units = (await s.execute(select(Unit.entrance, Unit.room, Building.name, Estate.code)
-                                         .join(Binding, Binding.unit_id == Unit.id)
                                          .join(Building, Building.id == Unit.building_id)
                                          .join(Estate, Estate.id == Building.estate_id)
-                                         .where(Binding.person_id == ticket.reporter_id,
-                                                Binding.status == "active"))).all()
+                                         .where(homes).order_by(Unit.id))).all()
                 earlier = (await s.execute(scoped_tickets(staff, select(Ticket.number, Ticket.status,
                                                                          Ticket.category, Ticket.created_at))
                                            .where(Ticket.reporter_id == ticket.reporter_id, Ticket.id != ticket.id)

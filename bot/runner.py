@@ -20,7 +20,8 @@ from models.db import upgrade_url
 
 from bot.app import App
 from bot.delivery.outbox_worker import Delivery
-from bot.desk.demo_seed import is_empty, seed_demo, seed_history
+from bot.channels.web.security import demo_enabled
+from bot.desk.demo_seed import is_empty, seed_demo, seed_demo_logins, seed_history
 from bot.server import build_app
 from bot.jobs.sweeps import schedule
 
@@ -33,6 +34,7 @@ STARTUP_LOCK = 0x70726F70  # "prop": PostgreSQL advisory lock key for start-up w
 async def prepare(app: App, demo: bool) -> None:
     """Seed the demo when asked or empty. Workers started together take turns (an advisory lock on PostgreSQL;
     SQLite's write lock does the same), so the first seeds and the others find it done."""
+    logins: list[tuple[str, str, str, str]] = []
     async with app.sessionmaker() as s, s.begin():
         if s.bind.dialect.name == "postgresql":
             await s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": STARTUP_LOCK})
@@ -44,7 +46,27 @@ async def prepare(app: App, demo: bool) -> None:
                 tickets = await seed_history(s, app.clock.now())
             finally:
                 quiet.setLevel(level)
+            logins = await seed_demo_logins(s)
             log.info("seeded the demo estates, owners, staff, bills and %d tickets of history", tickets)
+    if logins:
+        base = f"http://{app.settings.http_host}:{app.settings.http_port}"
+        lines = [f"Demo staff console: {base}/console — sign in with (shown once, change them for real use):"]
+        lines += [f"  {role:<10} {name:<28} phone {phone}  password {password}" for role, name, phone, password in logins]
+        print("\n".join(lines), flush=True)
+
+
+def startup_notes(settings: Settings) -> list[str]:
+    """What `propdesk run` says at start about the web chat's demo and the staff console."""
+    notes = [f"staff console on http://{settings.http_host}:{settings.http_port}/console (staff sign in)"]
+    if not settings.web_chat_enabled:
+        notes.append("the owner web chat is off (PROPDESK_WEB_CHAT_ENABLED=false)")
+    elif demo_enabled(settings):
+        notes.append(f"owner web chat demo (talk as any roster owner) on http://{settings.http_host}:"
+                     f"{settings.http_port}/ — for trying propdesk only")
+    else:
+        notes.append(f"the owner web chat demo is off: listening on {settings.http_host}, not loopback "
+                     "(set PROPDESK_WEB_DEMO=true to enable it there)")
+    return notes
 
 
 def build_channels(app: App) -> list:
@@ -100,7 +122,10 @@ async def serve(settings: Settings, demo: bool = False, stop: asyncio.Event | No
     schedule(app, scheduler)
     scheduler.start()
     app.ready = True
-    log.info("propdesk is up: web chat on http://%s:%s/", settings.http_host, settings.http_port)
+    log.info("propdesk is up on http://%s:%s/", settings.http_host, settings.http_port)
+    for note in startup_notes(settings):
+        log.info(note)
+        print(note, flush=True)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:

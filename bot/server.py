@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from bot.app import App
-from bot.channels.web import owner_chat, staff_pane
+from bot.channels.web import console, owner_chat, security
 
 log = logging.getLogger("propdesk.server")
 APP_KEY = web.AppKey("propdesk", App)
@@ -60,15 +60,22 @@ async def errors_as_json(request: web.Request, handler):
         return web.json_response({"error": "internal error"}, status=500)
 
 
+async def to_console(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/console")
+
+
 def build_app(app: App, channels: list | None = None) -> web.Application:
-    webapp = web.Application(middlewares=[errors_as_json], client_max_size=app.settings.max_upload_bytes + 65536)
+    webapp = web.Application(middlewares=[*security.middlewares(app.settings), errors_as_json],
+                             client_max_size=app.settings.max_upload_bytes + 65536)
     webapp[APP_KEY] = app
     webapp.router.add_get("/healthz", healthz)
     webapp.router.add_get("/readyz", readyz)
     webapp.router.add_get("/metrics", metrics)
-    if app.settings.web_chat_enabled:
-        owner_chat.setup(webapp, app)
-        staff_pane.setup(webapp, app)
+    console.setup(webapp, app)  # the staff side: behind a signed-in session
+    if app.settings.web_chat_enabled and security.demo_enabled(app.settings):
+        owner_chat.setup(webapp, app)  # the demo owner chat: loopback only unless PROPDESK_WEB_DEMO=true
+    else:
+        webapp.router.add_get("/", to_console)
     for channel in channels or []:
         channel.setup_routes(webapp)
     return webapp

@@ -70,6 +70,25 @@ class Settings(BaseSettings):
     # The local web chat and its staff pane (the embedded default channel). Meant for loopback or an intranet.
     web_chat_enabled: bool = True
     max_upload_bytes: int = 10 * 1024 * 1024
+    # The web chat's demo (talk as any roster owner, the demo page): None = on only when http_host is loopback.
+    # On a public address it stays off unless set to true explicitly.
+    web_demo: bool | None = None
+
+    # The staff console (/console): sessions, sign-in throttling, and which hosts may receive state changes.
+    console_session_hours: float = 12  # a session ends this long after sign-in
+    console_idle_minutes: float = 120  # ... or after this long without a request
+    login_max_failures: int = 5  # wrong passwords per phone within the window before a lockout
+    login_address_max_failures: int = 20  # wrong passwords per client address within the window
+    login_window_minutes: float = 15
+    login_lockout_minutes: float = 15
+    # Secure cookies: "auto" (when the request came over https, or X-Forwarded-Proto says so behind a trusted
+    # proxy), "always" or "never".
+    cookie_secure: Literal["auto", "always", "never"] = "auto"
+    # Behind a reverse proxy: take the client address from X-Forwarded-For and the scheme from X-Forwarded-Proto.
+    trust_proxy_headers: bool = False
+    # Hosts (Host header, port optional) that may receive state-changing staff requests; empty: loopback names
+    # and the host of public_base_url.
+    allowed_hosts: list[str] = []
 
     # Staff groups by name, and the routing of tickets to them (first matching routes; else default_group,
     # or every group when that is unset). As JSON in the environment, or tables in the TOML file.

@@ -15,7 +15,13 @@ PREFIX = {"repair": "BX", "complaint": "TS"}
 class Ticket(Base):
     __tablename__ = "tickets"
     __table_args__ = (Index("ix_tickets_estate_status", "estate_id", "status"),
-                      Index("ix_tickets_created_at", "created_at"))
+                      Index("ix_tickets_created_at", "created_at"),
+                      # the staff console's keyset pages and look-ups (migration 0007; trigram indexes on PG)
+                      Index("ix_tickets_estate_id_id", "estate_id", "id"),
+                      Index("ix_tickets_estate_status_id", "estate_id", "status", "id"),
+                      Index("ix_tickets_assignee_id", "assignee_id", "id"),
+                      Index("ix_tickets_contact_phone", "contact_phone"),
+                      Index("ix_tickets_unit_id", "unit_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)

@@ -32,6 +32,11 @@ def server(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    import threading
+
+    output: list[str] = []
+    threading.Thread(target=lambda: output.extend(iter(lambda: proc.stdout.readline().decode(errors="replace"), "")),
+                     daemon=True).start()
     deadline = time.time() + 30
     import urllib.request
 
@@ -43,13 +48,19 @@ def server(tmp_path):
             time.sleep(0.2)
     else:
         proc.kill()
-        pytest.fail("server did not start: " + proc.stdout.read().decode(errors="replace"))
-    yield url
+        pytest.fail("server did not start: " + "".join(output))
+    # The demo logins `propdesk run` printed: role -> (phone, password).
+    while time.time() < deadline and not any("technician" in line for line in output):
+        time.sleep(0.05)
+    logins = {p[0]: (p[p.index("phone") + 1], p[p.index("password") + 1]) for p in (line.split() for line in output)
+              if len(p) > 4 and "password" in p and "phone" in p}
+    yield url, logins
     proc.terminate()
     proc.wait(10)
 
 
 def test_file_a_repair_by_clicking(server, tmp_path):
+    server, logins = server
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as pw:
@@ -78,11 +89,18 @@ def test_file_a_repair_by_clicking(server, tmp_path):
         expect(page.locator(".msg.bot").last).to_contain_text("BX-")
         number = page.locator(".msg.bot").last.inner_text().split("编号 ")[1][:16]
 
-        # The staff pane shows it live; staff claim it and the owner's side updates.
-        card = page.locator(f".ticket[data-number='{number}']")
-        expect(card).to_be_visible(timeout=10_000)
-        card.locator("button[data-action=claim]").click()
-        expect(card.locator(".badge.status")).to_contain_text("已接单", timeout=10_000)
+        # Staff sign in to the console with the printed demo login, claim it, and the owner's side updates.
+        staff = browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+        staff.goto(server + "/console")
+        phone, password = logins["technician"]
+        staff.fill("#login-phone", phone)
+        staff.fill("#login-password", password)
+        staff.click("#login-form button[type=submit]")
+        row = staff.locator(f"#list li[data-number='{number}']")
+        expect(row).to_be_visible(timeout=10_000)
+        row.click()
+        staff.locator("#detail button[data-action=claim]").click()
+        expect(staff.locator("#detail .badge.status")).to_contain_text("已接单", timeout=10_000)
         expect(page.locator(".msg.notice").last).to_contain_text("接单", timeout=10_000)
         page.screenshot(path=str(tmp_path / "web-chat.png"), full_page=True)
         browser.close()

@@ -7,7 +7,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import App
-from bot.desk.demo_seed import seed_demo
+from bot.desk.demo_seed import seed_demo, seed_demo_logins
 from bot.server import build_app
 from config.settings import Settings
 
@@ -20,14 +20,16 @@ async def client(db_url, clock, tmp_path):
     app = App.create(settings, clock=clock)
     async with app.sessionmaker() as s, s.begin():
         await seed_demo(s, today=clock.local().date())
+        logins = {role: (phone, password) for role, _name, phone, password in await seed_demo_logins(s)}
     async with TestClient(TestServer(build_app(app), host="127.0.0.1")) as c:
         c.propdesk = app
+        c.logins = logins
         yield c
     await app.close()
 
 
 async def post(client, path, body):
-    resp = await client.post(path, json=body)
+    resp = await client.post(path, json=body, headers=getattr(client, "staff_headers", {}))
     assert resp.status == 200, await resp.text()
     return await resp.json()
 
@@ -35,6 +37,15 @@ async def post(client, path, body):
 async def choose(client, user, replies, prefix):
     cid = next(c["id"] for r in replies for c in r["choices"] if c["id"].startswith(prefix))
     return (await post(client, "/api/web/send", {"user": user, "choice": cid}))["replies"]
+
+
+async def sign_in(client, role: str) -> None:
+    """Sign the test client in to the staff console; later posts carry the CSRF token and an Origin."""
+    phone, password = client.logins[role]
+    origin = {"Origin": str(client.make_url("")).rstrip("/")}
+    resp = await client.post("/api/console/login", json={"phone": phone, "password": password}, headers=origin)
+    assert resp.status == 200, await resp.text()
+    client.staff_headers = {**origin, "X-CSRF-Token": (await resp.json())["csrf"]}
 
 
 def texts(replies):
@@ -80,22 +91,20 @@ async def test_owner_to_staff_loop(client):
     assert "BX-20261125-0001" in texts(r)
     del form
 
-    cards = (await (await client.get("/api/staff/tickets")).json())["tickets"]
+    assert (await client.get("/api/console/tickets")).status == 401  # staff sign in first
+    await sign_in(client, "technician")  # 王师傅, the plumber
+    cards = (await (await client.get("/api/console/tickets")).json())["tickets"]
     assert [c["number"] for c in cards] == ["BX-20261125-0001"]
-    card = cards[0]
+    card = await (await client.get("/api/console/tickets/BX-20261125-0001")).json()
     assert card["status"] == "new" and "claim" in card["actions"] and card["location"].startswith("3-2-1502")
-    assert card["photos"][0].startswith("web:")
-    staff = await (await client.get("/api/staff/members")).json()
-    wang = staff[0]["id"]
-    act = "/api/staff/tickets/BX-20261125-0001/action"
-    assert (await post(client, act, {"staff_id": wang, "action": "claim"}))["status"] == "assigned"
-    resp = await client.post(act, json={"staff_id": wang, "action": "reject", "note": ""})
+    assert card["photo_count"] == 1
+    act = "/api/console/tickets/BX-20261125-0001/action"
+    assert (await post(client, act, {"action": "claim"}))["status"] == "assigned"
+    resp = await client.post(act, json={"action": "reject", "note": ""}, headers=client.staff_headers)
     assert resp.status == 409 and "reason" in (await resp.json())["error"]
-    resp = await client.post(act, json={"staff_id": 999, "action": "start"})
-    assert resp.status == 409
-    await post(client, act, {"staff_id": wang, "action": "start"})
-    await post(client, act, {"staff_id": wang, "action": "comment", "note": "已到门口，请开门"})
-    done = await post(client, act, {"staff_id": wang, "action": "resolve", "note": "换了阀芯"})
+    await post(client, act, {"action": "start"})
+    await post(client, act, {"action": "comment", "note": "已到门口，请开门"})
+    done = await post(client, act, {"action": "resolve", "note": "换了阀芯"})
     assert done["status"] == "resolved"
 
     polled = await (await client.get(f"/api/web/poll?user={user}&after=0")).json()
@@ -107,7 +116,7 @@ async def test_owner_to_staff_loop(client):
     r = await choose(client, user, r, "star:5")
     r = await choose(client, user, r, "skip")
     assert "感谢" in texts(r)
-    card = await (await client.get("/api/staff/tickets/BX-20261125-0001")).json()
+    card = await (await client.get("/api/console/tickets/BX-20261125-0001")).json()
     assert card["status"] == "closed" and card["rating"] == 5
     again = await (await client.get(f"/api/web/poll?user={user}&after={msgs[-1]['id']}")).json()
     assert again["messages"] == []
@@ -117,7 +126,8 @@ async def test_emergency_over_http_creates_ticket_first(client):
     start = await post(client, "/api/web/session", {})
     r = (await post(client, "/api/web/send", {"user": start["user"], "text": "救命！电梯困人了，我老公在里面"}))["replies"]
     assert "BX-20261125-0001" in texts(r) and "切勿强行扒门" in texts(r)
-    cards = (await (await client.get("/api/staff/tickets")).json())["tickets"]
+    await sign_in(client, "service")
+    cards = (await (await client.get("/api/console/tickets")).json())["tickets"]
     assert cards[0]["urgency"] == "emergency"
 
 
@@ -138,7 +148,9 @@ async def test_wrong_message_types_and_files(client):
     r = (await post(client, "/api/web/send", {"user": user, "text": "长" * 10000}))["replies"]
     assert "太长" in texts(r)
     assert (await client.get("/uploads/..%2F..%2Fetc%2Fpasswd")).status == 404
-    resp = await client.post("/api/staff/tickets/BX-1/action", data="{", headers={"Content-Type": "application/json"})
+    await sign_in(client, "service")
+    resp = await client.post("/api/console/tickets/BX-20261125-0001/action", data="{",
+                             headers={"Content-Type": "application/json", **client.staff_headers})
     assert resp.status == 400
 
 
@@ -158,32 +170,37 @@ async def test_pending_binding_approved_by_staff(client):
     await post(client, "/api/web/send", {"user": user, "text": "3-2-1502"})
     r = (await post(client, "/api/web/send", {"user": user, "text": "13122223333"}))["replies"]
     assert "审核" in texts(r)
-    pending = (await (await client.get("/api/staff/bindings")).json())["bindings"]
+    await sign_in(client, "service")
+    pending = (await (await client.get("/api/console/bindings")).json())["bindings"]
     assert [(b["unit"], b["phone"]) for b in pending] == [("3-2-1502", "13122223333")]
-    assert (await client.post("/api/staff/bindings/999", json={"approve": True})).status == 404
-    assert (await post(client, f"/api/staff/bindings/{pending[0]['id']}", {"approve": True}))["status"] == "active"
+    assert (await client.post("/api/console/bindings/999", json={"approve": True},
+                              headers=client.staff_headers)).status == 404
+    assert (await post(client, f"/api/console/bindings/{pending[0]['id']}", {"approve": True}))["status"] == "active"
     msgs = (await (await client.get(f"/api/web/poll?user={user}")).json())["messages"]
     assert "审核通过" in msgs[-1]["text"]
     r = (await post(client, "/api/web/send", {"user": user, "text": "/fees"}))["replies"]
     assert "3-2-1502" in texts(r) and "待缴" in texts(r)
 
 
-async def test_staff_pane_sends_a_notice_to_the_web_owner(client):
+async def test_console_sends_a_notice_to_the_web_owner(client):
     owners = await (await client.get("/api/web/owners")).json()
     zhang = next(o for o in owners if o["unit"] == "3-2-1502")
     user = (await post(client, "/api/web/session", {"person_id": zhang["person_id"]}))["user"]
     client.propdesk.clock.at = client.propdesk.clock.at.replace(hour=2)  # 10:00 in Shanghai, outside quiet hours
-    sent = await post(client, "/api/staff/notice", {"estate": "SG", "buildings": ["3"], "text": "明天9点至12点停水"})
+    await sign_in(client, "service")
+    preview = await post(client, "/api/console/notices/preview", {"estate": "SG", "buildings": ["3"]})
+    assert preview["accounts"] == 1 and preview["channels"] == {"web": 1} and preview["owners"] >= 1
+    sent = await post(client, "/api/console/notices", {"estate": "SG", "buildings": ["3"], "text": "明天9点至12点停水"})
     assert sent == {"accounts": 1}
-    assert (await post(client, "/api/staff/notice", {"estate": "SG", "buildings": ["1"], "text": "x"}))["accounts"] == 0
+    assert (await post(client, "/api/console/notices", {"estate": "SG", "buildings": ["1"], "text": "x"}))["accounts"] == 0
     polled = await (await client.get("/api/web/poll", params={"user": user})).json()
     assert any("停水" in m["text"] for m in polled["messages"])
     for bad, status in (({"estate": "SG"}, 400), ({"estate": "NOPE", "text": "x"}, 404),
                         ({"estate": "SG", "text": "x" * 1001}, 400)):
-        assert (await client.post("/api/staff/notice", json=bad)).status == status
+        assert (await client.post("/api/console/notices", json=bad, headers=client.staff_headers)).status == status
 
 
-async def test_staff_pane_shows_photos_from_any_channel(client):
+async def test_console_shows_photos_from_any_channel(client):
     """A photo another channel took is fetched from that channel once and served to the pane."""
     from bot.desk.ticket_service import TicketService
 
@@ -199,11 +216,12 @@ async def test_staff_pane_shows_photos_from_any_channel(client):
         tk = await TicketService(s, app.clock).create(kind="repair", category="water", urgency="normal",
                                                       description="漏水", channel="xx", reporter_id=None,
                                                       actor="owner", photos=["xx:photo-1"])
-    card = await (await client.get(f"/api/staff/tickets/{tk.number}")).json()
-    assert card["photos"] == ["xx:photo-1"]
+    await sign_in(client, "service")
+    card = await (await client.get(f"/api/console/tickets/{tk.number}")).json()
+    assert card["photo_count"] == 1
     for _ in range(2):
-        resp = await client.get(f"/api/staff/tickets/{tk.number}/photos/0")
+        resp = await client.get(f"/api/console/tickets/{tk.number}/photos/0")
         assert resp.status == 200 and resp.content_type == "image/png" and await resp.read() == PNG
     assert fetched == ["photo-1"]  # once: then kept under the upload folder
-    assert (await client.get(f"/api/staff/tickets/{tk.number}/photos/1")).status == 404
-    assert (await client.get("/api/staff/tickets/BX-20990101-0001/photos/0")).status == 404
+    assert (await client.get(f"/api/console/tickets/{tk.number}/photos/1")).status == 404
+    assert (await client.get("/api/console/tickets/BX-20990101-0001/photos/0")).status == 404

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -63,6 +63,81 @@ def visible_tickets(staff: StaffRef, query: Select[Any]) -> Select[Any]:
 async def access_ticket(session: AsyncSession, staff: StaffRef, number: str, *, lock: bool = False) -> Ticket:
     """The ticket `number` as `staff` may see it; `lock` takes the row for a change (SELECT … FOR UPDATE)."""
     query = visible_tickets(staff, select(Ticket).where(Ticket.number == number.strip().upper()))
+    ticket: Ticket | None = await session.scalar(query.with_for_update() if lock else query)
+    if ticket is None:
+        raise NoAccess(number)
+    return ticket
+
+
+# -- roles ------------------------------------------------------------------------------------------------------
+# Each role may do what the roles before it may, plus its own; always only on the estates the staff member is given.
+#   technician 维修工: work their tickets and their trade's open ones (claim, on site, hold, resolve, reject,
+#                      reply to the owner, internal notes; hand their own ticket to a colleague)
+#   service 客服:      every ticket of their estates: assign, transfer, reclassify, reply; bindings, notices, imports
+#   supervisor 主管:   plus reopen, merge, escalations, reports
+#   manager 经理:      reports (and what a supervisor does) across the estates they are given
+#   admin:            staff, estates, groups
+_GRANTS: dict[str, frozenset[str]] = {
+    "technician": frozenset({"work", "reply", "note", "transfer_own"}),
+    "service": frozenset({"see_all", "assign", "transfer", "reclassify", "bindings", "notices", "import", "bulk"}),
+    "supervisor": frozenset({"reopen", "merge", "escalations", "reports"}),
+    "manager": frozenset({"reports"}),
+    "admin": frozenset({"staff", "estates", "groups"}),
+}
+PERMISSIONS: dict[str, frozenset[str]] = {}
+_acc: frozenset[str] = frozenset()
+for _role in ROLES:
+    _acc = _acc | _GRANTS[_role]
+    PERMISSIONS[_role] = _acc
+
+# Ticket actions (staff_actions' and the console's) and the permission each needs.
+ACTION_PERMISSION = {
+    "claim": "work", "start": "work", "hold": "work", "resume": "work", "resolve": "work", "reject": "work",
+    "comment": "reply", "note": "note", "reassign": "transfer", "assign": "assign", "reclassify": "reclassify",
+    "reopen": "reopen", "merge": "merge", "close": "bulk",
+}
+
+
+def may(staff: StaffRef, permission: str) -> bool:
+    """Whether the staff member's role grants `permission` (see PERMISSIONS)."""
+    return permission in PERMISSIONS.get(staff.role, frozenset())
+
+
+def may_act(staff: StaffRef, action: str, ticket: Ticket) -> bool:
+    """Whether the staff member may apply `action` to this ticket (one they can see): a technician passes on only
+    a ticket that is theirs."""
+    if action == "reassign" and not may(staff, "transfer"):
+        return may(staff, "transfer_own") and ticket.assignee_id == staff.id
+    permission = ACTION_PERMISSION.get(action)
+    return permission is not None and may(staff, permission)
+
+
+def trade_categories(trade: str) -> list[str]:
+    """The ticket categories a trade works on."""
+    from bot.desk.trades import _table
+
+    return sorted(c for c, t in _table()["category_trade"].items() if t == trade)
+
+
+def scoped_tickets(staff: StaffRef, query: Select[Any]) -> Select[Any]:
+    """`query` over tickets limited by estate (visible_tickets) and role: a technician with a trade sees the
+    tickets assigned to them and the open ones of their trade (and general maintenance, e.g. a corridor lamp, which
+    any technician may take), and every open emergency (whoever is on duty answers a lift entrapment); a technician without a trade, and every other role, every ticket of their estates."""
+    from models.lifecycle import OPEN_STATUSES
+
+    query = visible_tickets(staff, query)
+    if may(staff, "see_all") or not staff.trade:
+        return query
+    return query.where(or_(Ticket.assignee_id == staff.id,
+                           and_(Ticket.status.in_(sorted(str(s) for s in OPEN_STATUSES)),
+                                or_(Ticket.urgency == "emergency",
+                                    Ticket.category.in_(sorted({*trade_categories(staff.trade),
+                                                                *trade_categories("general")}))))))
+
+
+async def access_ticket_as(session: AsyncSession, staff: StaffRef, number: str, *, lock: bool = False) -> Ticket:
+    """access_ticket with the role's scope too: what the staff surfaces fetch a ticket with."""
+    query = scoped_tickets(staff, select(Ticket).where(Ticket.number == number.strip().upper()))
     ticket: Ticket | None = await session.scalar(query.with_for_update() if lock else query)
     if ticket is None:
         raise NoAccess(number)

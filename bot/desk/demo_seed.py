@@ -200,3 +200,40 @@ async def seed_history(session: AsyncSession, now, days: int = 90, tickets: int 
             break
     await session.flush()
     return sum(1 for when in created if when < now - timedelta(minutes=10))
+
+
+# Demo sign-ins for the staff console: (role, name, phone, trade) — a random password each, printed at start.
+DEMO_LOGINS = [
+    ("admin", "管理员 Admin", "13900000000", None),
+    ("service", "客服小周 Dispatcher Zhou", "13900000004", None),
+    ("technician", "王师傅 Master Wang", "13900000001", "plumber"),
+]
+
+
+async def seed_demo_logins(session: AsyncSession) -> list[tuple[str, str, str, str]]:
+    """Give the demo an admin, a dispatcher (客服, role "service") and a technician with passwords, for every
+    estate: (role, name, phone, password) to print. Only `propdesk run` calls this, on a freshly seeded demo."""
+    import secrets
+
+    from bot.desk.signing import hash_password
+
+    estates = (await session.scalars(select(Estate))).all()
+    out = []
+    for role, name, phone, trade in DEMO_LOGINS:
+        person = await session.scalar(select(Person).where(Person.phone == phone))
+        if person is None:
+            person = Person(name=name, phone=phone)
+            session.add(person)
+            await session.flush()
+        staff = await session.scalar(select(Staff).where(Staff.person_id == person.id))
+        if staff is None:
+            staff = Staff(person_id=person.id, role=role, trade=trade)
+            session.add(staff)
+            await session.flush()
+            for estate in estates:
+                session.add(StaffEstate(staff_id=staff.id, estate_id=estate.id))
+        password = secrets.token_urlsafe(9)
+        staff.password_hash = hash_password(password)
+        out.append((role, name, phone, password))
+    await session.flush()
+    return out

@@ -48,8 +48,9 @@ class WebChat:
         return web.FileResponse(STATIC / "index.html")
 
     async def owners(self, request: web.Request) -> web.Response:
-        """Demo owners on the roster, to try propdesk as one of them."""
-        return web.json_response(await self.app.owner_accounts.roster_owners())
+        """Demo owners on the roster, to try propdesk as one of them (demo mode only; names and homes, no phones)."""
+        return web.json_response([{k: v for k, v in o.items() if k != "phone"}
+                                  for o in await self.app.owner_accounts.roster_owners()])
 
     async def session(self, request: web.Request) -> web.Response:
         """Start chatting as a roster owner (already bound to their home) or as a new, unbound person."""

@@ -11,7 +11,9 @@ from aiohttp import web
 from bot.app import App
 from bot.delivery.media import image_type
 from bot.delivery.uploads import save_upload
+from bot.channels.web.security import client_address
 from bot.desk.signing import sign, verify
+from bot.desk.staff_auth import StaffAuth
 from bot.desk.staff_desk import StaffActionError, StaffRef
 from config.i18n import label
 
@@ -24,10 +26,7 @@ IMAGE_TYPES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
 
 PAGE = """<!doctype html><html lang="zh"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
-<style>body{{font:16px system-ui,sans-serif;margin:0;padding:12px;max-width:640px}}pre{{white-space:pre-wrap;
-background:#f4f6f8;padding:10px;border-radius:8px}}input,textarea,button{{font-size:16px;width:100%;box-sizing:
-border-box;margin:4px 0;padding:8px}}button{{background:#1677ff;color:#fff;border:0;border-radius:6px}}
-.note{{color:#b00}}.ok{{color:#080}}img{{max-width:100%;margin:4px 0;border-radius:6px}}</style></head><body>{body}</body></html>"""
+<link rel="stylesheet" href="/console/static/staff_page.css"></head><body>{body}</body></html>"""
 
 
 def page(title: str, body: str, status: int = 200) -> web.Response:
@@ -39,6 +38,7 @@ class StaffPage:
     def __init__(self, app: App):
         self.app = app
         self.secret = app.settings.secret_key
+        self.auth = StaffAuth(app.sessionmaker, app.settings, app.clock, app.staff_desk)
 
     def _link_ok(self, request: web.Request) -> str | None:
         """The ticket number when the link's signature holds and has not expired."""
@@ -110,7 +110,10 @@ class StaffPage:
         next_url = str(form.get("next", ""))
         if not next_url.startswith("/staff/t/"):
             next_url = "/"
-        staff = await self.app.staff_desk.sign_in(phone, password)
+        checked = await self.auth.verify(phone, password, client_address(request, self.app.settings))
+        if checked.locked_until is not None:
+            return self._login_form(next_url, "登录失败次数过多，请稍后再试。Too many failed sign-ins; try later.", 429)
+        staff = checked.staff
         if staff is None:
             return self._login_form(next_url, "手机号或密码不对。Wrong phone or password.", 401)
         response = web.HTTPSeeOther(next_url)

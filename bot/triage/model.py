@@ -118,13 +118,14 @@ class Prediction:
     probs: dict[str, dict[str, float]]
     emergency_probability: float
     version: str
+    thresholds: dict[str, float] = field(default_factory=dict)
     _vector: dict[str, float] = field(default_factory=dict, repr=False)
     _model: "TriageModel | None" = field(default=None, repr=False)
 
-    def evidence(self, head: str, label: str, k: int = 3) -> list[str]:
+    def evidence(self, head: str, label: str, k: int = 3, hints: bool = False) -> list[str]:
         """The k n-grams of this message that pushed `head` most towards `label` (largest positive
         contribution first). An n-gram inside one already given, or containing one, is skipped, so
-        "煤气味" is not followed by "煤气" and "气味"."""
+        "煤气味" is not followed by "煤气" and "气味". The rules' hints count only with hints=True."""
         if self._model is None:
             return []
         contributions = self._model.contributions(self._vector, head, label)
@@ -132,6 +133,8 @@ class Prediction:
         for gram, value in sorted(contributions.items(), key=lambda kv: (-kv[1], kv[0])):
             if value <= 0 or len(chosen) >= k:
                 break
+            if gram.startswith(HINT_PREFIX) and not hints:
+                continue
             shown = display(gram)
             if not shown or any(shown in c or c in shown for c in chosen):
                 continue
@@ -210,7 +213,7 @@ class TriageModel:
         else:
             p_emergency = probs["urgency"].get("emergency", 0.0)
         return Prediction(best["kind"], best["category"], best["urgency"], probs, p_emergency, self.version,
-                          vec, self)
+                          self.thresholds, vec, self)
 
     def contributions(self, vec: dict[str, float], head: str, label: str) -> dict[str, float]:
         """x_j * w_j for every n-gram j of the message, towards `label` of `head` (softmax heads: relative to

@@ -45,6 +45,8 @@ def score(rows: list[dict], preds: list[dict]) -> dict:
     tp = sum(t and s for t, s in zip(truth, said))
     out["emergency_recall"] = round(tp / sum(truth), 3) if any(truth) else None
     out["emergency_precision"] = round(tp / sum(said), 3) if any(said) else None
+    flagged = sum(t and (s or bool(p.get("unsure"))) for t, s, p in zip(truth, said, preds))
+    out["emergency_or_unsure_recall"] = round(flagged / sum(truth), 3) if any(truth) else None
     out["unsure_rate"] = round(sum(bool(p.get("unsure")) for p in preds) / n, 3) if n else None
     out["confusion"] = [[sum(1 for r, p in zip(rows, preds) if r["urgency"] == a and p["urgency"] == b)
                          for b in URGENCIES] for a in URGENCIES]
@@ -52,7 +54,7 @@ def score(rows: list[dict], preds: list[dict]) -> dict:
 
 
 def _mean(results: list[dict]) -> dict:
-    keys = [*FIELDS, "emergency_recall", "emergency_precision", "unsure_rate"]
+    keys = [*FIELDS, "emergency_recall", "emergency_precision", "emergency_or_unsure_recall", "unsure_rate"]
     out = {"n": sum(r["n"] for r in results)}
     for k in keys:
         vals = [r[k] for r in results if r[k] is not None]
@@ -140,14 +142,15 @@ def loso(files: list[Path], show_errors: bool = False, tune: bool = True, error_
 
 
 def table(report: dict) -> str:
-    cols = ("n", "kind", "category", "urgency", "emergency_recall", "emergency_precision", "unsure_rate")
-    head = f"{'system':9} {'source':18} " + " ".join(f"{c.replace('emergency_', 'em_'):>9}" for c in cols)
+    cols = ("n", "kind", "category", "urgency", "emergency_recall", "emergency_precision",
+            "emergency_or_unsure_recall", "unsure_rate")
+    head = f"{'system':9} {'source':18} " + " ".join(f"{c.replace('emergency_or_unsure_', 'em|unsure_').replace('emergency_', 'em_')[:12]:>12}" for c in cols)
     lines = [head, "-" * len(head)]
     for s in SYSTEMS:
         rows = list(report[s]["per_source"].items()) + [("MEAN", report[s]["mean"]),
                                                          ("pooled", report[s]["pooled"])]
         for src, r in rows:
-            lines.append(f"{s:9} {src:18} " + " ".join(f"{'-' if r[c] is None else r[c]:>9}" for c in cols))
+            lines.append(f"{s:9} {src:18} " + " ".join(f"{'-' if r[c] is None else r[c]:>12}" for c in cols))
         m = report[s]["mean"]["confusion"]
         lines.append(f"{'':9} confusion (truth rows low/normal/high/emergency, predicted columns): {m}")
         lines.append("")
@@ -168,8 +171,8 @@ def evaluate(path: str, show_errors: bool = False, system: str = "rules") -> dic
     if show_errors:
         print("\n".join(_errors(Path(path).stem, rows, preds, system)))
     out = score(rows, preds[system])
-    out.pop("unsure_rate")
-    out.pop("confusion")
+    for k in ("unsure_rate", "confusion", "emergency_or_unsure_recall"):
+        out.pop(k)
     return out
 
 

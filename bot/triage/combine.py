@@ -8,7 +8,8 @@ the rules' verdict as features, see model.rule_hints). The policy, measured with
   with a reason like `model:emergency 0.93 (煤气味, 头晕)`.
 * Below the threshold but at or above `unsure_low` the message is `unsure`: the desk should ask a safety
   question ("is anyone in danger right now?") rather than trust the label.
-* Kind, category and the non-emergency urgency come from the model (which already weighs the rules' verdict);
+* Kind, category and the non-emergency urgency come from the model (which already weighs the rules' verdict;
+  when a rule hazard decides the urgency, the rule's kind and category win unless it named none ("other"));
   an emergency the model does not confirm falls to its most likely non-emergency urgency.
 
 Thresholds default to the ones stored in the model file (chosen by leave-one-source-out cross-validation
@@ -64,8 +65,8 @@ def combine(rules: Classification, pred: Prediction, *, emergency_threshold: flo
     if _rule_hazard(rules):
         urgency = "emergency"
         reasons = [r for r in rules.reasons if r.startswith("rule:")]
-        if rules.category != category or rules.kind != kind:
-            # The hazard the rule names decides what the ticket is about.
+        if rules.category != "other":
+            # A hazard rule that names what is broken decides what the ticket is about.
             kind, category = rules.kind, rules.category
     elif p >= hi:
         urgency = "emergency"

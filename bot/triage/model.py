@@ -9,8 +9,8 @@ its non-zero weights. train.py writes the file; nothing here needs numpy or scik
 Cost: `python -m bot.triage.model --bench ../shared/data/owner_messages_dev.jsonl` times `predict` (without
 rule hints) on every message of a file, after one warm-up pass, with time.perf_counter_ns, and prints the median
 and 90th percentile. On the 2-core development machine, while other test suites were running on it (load
-average about 6), the median over the 120 dev messages was about 0.4 ms; the shipped file (~1.3 MB gzip, ~17.7k
-n-grams) takes about a second to load once per process.
+average about 6), the median over the 120 dev messages was about 0.4 ms; the shipped file (~1.3 MB gzip, ~18k
+n-grams) takes about half a second to load, once per process.
 """
 from __future__ import annotations
 

@@ -16,8 +16,9 @@ from config.settings import get_settings
 def cmd_classify(args: argparse.Namespace) -> int:
     """JSON lines in (FILE or stdin), JSON lines out in the same order with kind/category/urgency/reasons."""
     from bot.triage.classifier import get_classifier
+    from bot.triage.combine import Triager
 
-    clf = get_classifier(get_settings().rules_file)
+    clf = Triager(get_classifier(get_settings().rules_file), use_model=not args.rules_only)
     src = open(args.file, encoding="utf-8") if args.file else sys.stdin
     failed = 0
     with src:
@@ -299,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_db)
     p = sub.add_parser("classify", help="classify JSON lines (FILE or stdin) into kind/category/urgency")
     p.add_argument("file", nargs="?")
+    p.add_argument("--rules-only", action="store_true", help="the rules alone, without the learned model")
     p.set_defaults(fn=cmd_classify)
     p = sub.add_parser("import", help="import the owner roster or bills from CSV or .xlsx")
     p.add_argument("what", choices=["owners", "bills"])

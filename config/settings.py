@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     max_text_length: int = 2000
     # Extra classifier rules (TOML) merged over the shipped config/classifier.toml.
     rules_file: str | None = None
+    # The learned model beside the rules in conversations. Off until the flows pass with it: on short answers
+    # (a visit time, a unit) it still moves labels the flows rely on. `propdesk classify` uses it by default.
+    triage_model: bool = False
     upload_dir: str = "uploads"
     # Seed the demo estate on first start when the database is empty.
     seed_demo_on_empty: bool = True

@@ -28,6 +28,7 @@ from models.db import insert_for, step_transactions
 from models.step_transactions import StepTx
 
 from bot.triage.classifier import Classifier, get_classifier
+from bot.triage.combine import Triager
 from bot.clock import Clock
 from bot.desk.owner_desk import DbDesk
 from bot.desk.routing import Dispatch
@@ -80,7 +81,7 @@ class Engine:
         self.metrics: Metrics | None = None  # set by the app: messages in, step latency, failures
         self.settings = settings
         self.clock = clock or Clock()
-        self.classifier = classifier or get_classifier(settings.rules_file)
+        self.classifier = classifier or Triager(get_classifier(settings.rules_file), use_model=settings.triage_model)
         self.dispatch = Dispatch.from_settings(settings)
         self.flow_settings = FlowSettings(
             duty_phone=settings.duty_phone, office_name=settings.office_name,

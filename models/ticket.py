@@ -1,6 +1,7 @@
 """Tickets (repairs and complaints), their audit trail, attachments and the daily number counters."""
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 
 from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
@@ -10,6 +11,20 @@ from models.base import Base, utcnow
 from models.lifecycle import Status
 
 PREFIX = {"repair": "BX", "complaint": "TS"}
+# The one definition of a ticket number: BX-20261125-0007. The daily sequence has at least four digits and grows
+# past 9,999 (BX-20261125-10000), so every pattern allows more. NUMBER_RE for matching a whole number (route
+# patterns take NUMBER_RE too: it has no capturing group), NUMBER_PATTERN for finding one inside a text.
+NUMBER_RE = r"(?:BX|TS)-\d{8}-\d{4,7}"
+NUMBER_PATTERN = rf"\b{NUMBER_RE}\b"
+
+
+def format_number(prefix: str, day: date, seq: int) -> str:
+    """The ticket number for the `seq`th ticket of `prefix` on `day`."""
+    return f"{prefix}-{day:%Y%m%d}-{seq:04d}"
+
+
+def is_number(text: str) -> bool:
+    return re.fullmatch(NUMBER_RE, text) is not None
 
 
 class Ticket(Base):

@@ -12,7 +12,7 @@ from config.log_format import ticket_fields
 from models import (Action, Attachment, Identity, OutboxMessage, Person, Staff, Ticket, TicketCounter,
                     TicketEvent, TicketFollower, next_status)
 from models.lifecycle import NEEDS_REASON, OPEN_STATUSES
-from models.ticket import PREFIX
+from models.ticket import PREFIX, format_number
 from models.db import insert_for
 
 from bot.clock import Clock
@@ -38,7 +38,7 @@ async def next_number(session: AsyncSession, kind: str, clock: Clock) -> str:
     stmt = stmt.on_conflict_do_update(index_elements=["prefix", "day"],
                                       set_={"last": TicketCounter.last + 1}).returning(TicketCounter.last)
     seq = (await session.execute(stmt)).scalar_one()
-    return f"{prefix}-{day:%Y%m%d}-{seq:04d}"
+    return format_number(prefix, day, seq)
 
 
 class TicketService:

@@ -7,6 +7,7 @@ import logging
 import signal
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from config.settings import Settings
@@ -26,6 +27,15 @@ async def prepare(app: App, demo: bool) -> None:
         if (demo or app.settings.seed_demo_on_empty) and await is_empty(s):
             await seed_demo(s, today=app.clock.local().date())
             log.info("seeded the demo estates, owners, staff and bills")
+
+
+class PathOnlyAccessLog(AbstractAccessLogger):
+    """The access log without query strings or referrers: they carry signatures (WeChat), staff-page link keys and
+    tokens, which must never reach a log."""
+
+    def log(self, request, response, time: float) -> None:  # noqa: ANN001
+        self.logger.info("%s %s %s %s %.3fs", request.remote, request.method, request.path[:300], response.status,
+                         time)
 
 
 def build_channels(app: App) -> list:
@@ -67,7 +77,7 @@ async def serve(settings: Settings, demo: bool = False, stop: asyncio.Event | No
     await prepare(app, demo)
     channels = build_channels(app)
     runner = web.AppRunner(build_app(app, channels), access_log=logging.getLogger("aiohttp.access")
-                           if settings.access_log else None)
+                           if settings.access_log else None, access_log_class=PathOnlyAccessLog)
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
     await site.start()

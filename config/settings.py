@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     # WeChat waits 5 s for an answer: one ready within this many seconds is answered in the request, anything
     # later goes out through the customer-service message API.
     wechat_reply_within_seconds: float = 3.5
+    # A signed callback whose timestamp is further than this from now is refused (and so is a nonce already used
+    # within that window with another body): a captured signature cannot be replayed.
+    wechat_timestamp_tolerance_seconds: int = 300
     # Template messages for status updates outside the customer-service window: {"status": "<template id>"}.
     wechat_templates: dict[str, str] = {}
 

@@ -29,7 +29,10 @@ def is_number(text: str) -> bool:
 
 class Ticket(Base):
     __tablename__ = "tickets"
-    __table_args__ = (Index("ix_tickets_estate_status", "estate_id", "status"),)
+    __table_args__ = (Index("ix_tickets_estate_status", "estate_id", "status"),
+                      # the creation rate limits: one reporter's, one channel's recent tickets
+                      Index("ix_tickets_reporter_created", "reporter_id", "created_at"),
+                      Index("ix_tickets_channel_created", "channel", "created_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)
@@ -124,6 +127,12 @@ class PostedCard(Base):
     channel: Mapped[str] = mapped_column(String(16))
     chat_id: Mapped[str] = mapped_column(String(128))
     message_id: Mapped[str | None] = mapped_column(String(64), default=None)  # set once the card is posted
+    # Set before a first post is attempted and cleared when its message id is kept: a worker that finds it set
+    # knows a post may have gone out (its sender died or is still waiting for the answer) and does not post again
+    # blindly.
+    posting_since: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    # The group this card stands in for: it went to the on-duty fallback group because that one was unreachable.
+    fallback_from: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -133,3 +142,14 @@ class TicketFollower(Base):
     __tablename__ = "ticket_followers"
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True)
+
+
+class RequestNonce(Base):
+    """A signed platform request's nonce (WeChat callbacks), kept for the freshness window so that every worker
+    refuses a replayed signature set. `digest` is the body's hash: the same request again (WeChat's own retry)
+    is let through to the receipts, which answer it as before; the same nonce with another body is a replay."""
+
+    __tablename__ = "request_nonces"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)  # "<channel>:<timestamp>:<nonce>"
+    digest: Mapped[str] = mapped_column(String(64))
+    seen_at: Mapped[datetime] = mapped_column(DateTime, index=True)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters, Update
 from telegram.ext import CommandHandler, ContextTypes, MessageHandler, filters
 
-from models.ticket import NUMBER_PATTERN
+from bot.desk.group_cards import NUMBER_PATTERN
 from bot.desk.staff_desk import StaffActionError, StaffRef, TicketLine
 from config.i18n import label, t
 

@@ -59,8 +59,14 @@ def build_channels(app: App) -> list:
 
 def build_delivery(app: App, channels: list) -> Delivery:
     s = app.settings
+    fallback = s.delivery_fallback_group
+    if fallback and fallback not in s.staff_groups:
+        raise ValueError(f"the delivery fallback group {fallback!r} is not a configured staff group")
     app.delivery = Delivery(app.sessionmaker, app.clock, {c.channel: c for c in channels}, staff_lang=s.staff_lang,
-                            max_attempts=s.delivery_max_attempts, backoff_seconds=s.delivery_backoff_seconds)
+                            late_after_attempts=s.delivery_max_attempts, backoff_seconds=s.delivery_backoff_seconds,
+                            max_backoff_seconds=s.delivery_max_backoff_seconds, give_up_hours=s.delivery_give_up_hours,
+                            fallback=(fallback, s.staff_groups[fallback]) if fallback in s.staff_groups else None,
+                            fallback_after_minutes=s.delivery_fallback_after_minutes)
     return app.delivery
 
 

@@ -140,6 +140,15 @@ class Settings(BaseSettings):
     # Outbox delivery: attempts before a message is marked failed, and the first retry's delay (doubles).
     delivery_max_attempts: int = 8
     delivery_backoff_seconds: float = 2.0
+    # Retries go on while a message matters, the delay doubling up to this cap: a staff card until its ticket is
+    # closed or cancelled, any other message (an owner's reply, an update) for this many hours. After
+    # delivery_max_attempts failures the ticket's timeline says the message is late (it is still retried).
+    delivery_max_backoff_seconds: float = 300
+    delivery_give_up_hours: float = 12
+    # A ticket's card that has not reached its group for this many minutes goes to this staff group as well (e.g.
+    # the on-duty group; a staff group name), marked as standing in for the unreachable one.
+    delivery_fallback_group: str | None = None
+    delivery_fallback_after_minutes: float = 5
 
     @classmethod
     def settings_customise_sources(

@@ -137,6 +137,15 @@ class Settings(BaseSettings):
     # The managers' daily digest (to the staff group named "managers"), local time.
     digest_time: str = "08:00"
 
+    # New tickets from one chat account: this many a minute, with bursts of up to ticket_rate_burst (0: no limit);
+    # over it the owner is asked to wait. A whole channel: at most ticket_channel_per_minute, with an alert to the
+    # staff group ticket_alert_group (else the delivery fallback group, else the default group). Emergencies are
+    # never refused: over a limit, one is added to the owner's open emergency.
+    ticket_rate_per_minute: float = 3
+    ticket_rate_burst: int = 5
+    ticket_channel_per_minute: int = 120
+    ticket_alert_group: str | None = None
+
     # Outbox delivery: attempts before a message is marked failed, and the first retry's delay (doubles).
     delivery_max_attempts: int = 8
     delivery_backoff_seconds: float = 2.0

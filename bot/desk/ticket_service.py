@@ -96,6 +96,18 @@ class TicketService:
     async def create(self, *, kind: str, category: str, urgency: str, description: str, channel: str,
                      reporter_id: int | None, actor: str, **fields) -> Ticket:
         now = self.clock.now()
+        limits = getattr(self.dispatch, "limits", None)
+        if limits is not None and actor.startswith("owner:"):
+            # Over a rate limit: refused (TicketLimitReached), or, for an emergency, added to the owner's open one.
+            open_emergency = await limits.check(self.s, now, reporter_id=reporter_id, channel=channel,
+                                                urgency=urgency)
+            if open_emergency is not None:
+                log.info("emergency over the rate limit added to the open emergency", extra=_fields(open_emergency))
+                for ref in fields.get("photos", []):
+                    self.s.add(Attachment(ticket_id=open_emergency.id, channel=channel, ref=ref, added_by=actor,
+                                          created_at=now))
+                await self.event(open_emergency, actor, "more_info", note=description[:1000])
+                return open_emergency
         photos = fields.pop("photos", [])
         ticket = Ticket(number=await next_number(self.s, kind, self.clock), kind=kind, category=category,
                         urgency=urgency, description=description, channel=channel, reporter_id=reporter_id,

@@ -5,10 +5,14 @@ import asyncio
 import gc
 import logging
 import signal
+import sys
+import tempfile
+from pathlib import Path
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import make_url
 
 from config.settings import Settings
 from models.db import upgrade_url
@@ -22,7 +26,44 @@ from bot.jobs.sweeps import schedule
 log = logging.getLogger("propdesk")
 
 
+class StartupError(Exception):
+    """Propdesk cannot start: one line that says why and what to do."""
+
+
+def _why(exc: BaseException) -> str:
+    """An exception as one line, without the SQL or parameters a driver may append."""
+    first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
+    return f"{type(getattr(exc, 'orig', None) or exc).__name__}: {first[:300]}"
+
+
+async def check_schema(app: App) -> None:
+    """The database is reachable and at the latest migration; StartupError otherwise."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from models.db import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    where = app.db.url.render_as_string(hide_password=True)
+    try:
+        async with app.db.connect() as conn:
+            current = await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+    except Exception as exc:  # noqa: BLE001 - unreachable, refused, no such database, bad credentials
+        raise StartupError(f"the database at {where} cannot be reached ({_why(exc)})") from exc
+    if current != head:
+        raise StartupError(f"the database at {where} is at schema {current or 'none'}, not {head}: "
+                           "run `propdesk db upgrade`")
+
+
 async def prepare(app: App, demo: bool) -> None:
+    await check_schema(app)
+    folder = Path(app.settings.upload_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise StartupError(f"the upload folder {folder} cannot be written ({_why(exc)})") from exc
     async with app.sessionmaker() as s, s.begin():
         if (demo or app.settings.seed_demo_on_empty) and await is_empty(s):
             await seed_demo(s, today=app.clock.local().date())
@@ -79,14 +120,29 @@ def freeze_startup_objects() -> None:
 
 
 async def serve(settings: Settings, demo: bool = False, stop: asyncio.Event | None = None) -> None:
-    app = App.create(settings)
-    await prepare(app, demo)
-    channels = build_channels(app)
+    try:
+        app = App.create(settings)
+    except Exception as exc:  # noqa: BLE001 - a malformed URL, an unknown driver, a bad routing rule
+        raise StartupError(f"the settings are not usable ({_why(exc)})") from exc
+    try:
+        await prepare(app, demo)
+        channels = build_channels(app)
+    except StartupError:
+        await app.close()
+        raise
+    except Exception as exc:  # noqa: BLE001
+        await app.close()
+        raise StartupError(f"start-up failed ({_why(exc)})") from exc
     runner = web.AppRunner(build_app(app, channels), access_log=logging.getLogger("aiohttp.access")
                            if settings.access_log else None, access_log_class=PathOnlyAccessLog)
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        await app.close()
+        raise StartupError(f"cannot listen on {settings.http_host}:{settings.http_port} ({_why(exc)})") from exc
     for channel in channels:
         await channel.start()
     freeze_startup_objects()
@@ -115,9 +171,21 @@ async def serve(settings: Settings, demo: bool = False, stop: asyncio.Event | No
 
 
 def run(settings: Settings, demo: bool = False) -> int:
-    # Migrations run before the loop starts (Alembic's env may start a loop of its own). For PostgreSQL,
-    # deployments run `propdesk db upgrade` themselves; run applies them on start for SQLite as the default.
-    if settings.database_url.startswith("sqlite"):
-        upgrade_url(settings.database_url)
-    asyncio.run(serve(settings, demo))
+    """Serve until stopped; 0. A start-up failure (database unreachable or not migrated, a folder missing or
+    read-only, the port taken, a bad setting) is one line on stderr and exit status 2, not a traceback."""
+    try:
+        # Migrations run before the loop starts (Alembic's env may start a loop of its own). For PostgreSQL,
+        # deployments run `propdesk db upgrade` themselves; run applies them on start for SQLite as the default.
+        if settings.database_url.startswith("sqlite"):
+            path = make_url(settings.database_url).database
+            if path and path != ":memory:" and not path.startswith("file:") and not Path(path).parent.is_dir():
+                raise StartupError(f"the folder of the SQLite database {path} does not exist")
+            try:
+                upgrade_url(settings.database_url)
+            except Exception as exc:  # noqa: BLE001
+                raise StartupError(f"the SQLite database {path} cannot be opened or migrated ({_why(exc)})") from exc
+        asyncio.run(serve(settings, demo))
+    except StartupError as exc:
+        print(f"propdesk: cannot start: {exc}", file=sys.stderr)
+        return 2
     return 0

@@ -10,10 +10,14 @@ import signal
 import sys
 import time
 from multiprocessing.connection import wait
+import tempfile
+from pathlib import Path
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import text
+from sqlalchemy import make_url
 
 from config.settings import Settings
 from models.db import upgrade_url
@@ -29,11 +33,50 @@ log = logging.getLogger("propdesk")
 
 
 STARTUP_LOCK = 0x70726F70  # "prop": PostgreSQL advisory lock key for start-up work
+STARTUP_FAILED = 3  # a worker's exit status when it cannot start
+
+
+class StartupError(Exception):
+    """Propdesk cannot start: one line that says why and what to do."""
+
+
+def _why(exc: BaseException) -> str:
+    """An exception as one line, without the SQL or parameters a driver may append."""
+    first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
+    return f"{type(getattr(exc, 'orig', None) or exc).__name__}: {first[:300]}"
+
+
+async def check_schema(app: App) -> None:
+    """The database is reachable and at the latest migration; StartupError otherwise."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from models.db import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    where = app.db.url.render_as_string(hide_password=True)
+    try:
+        async with app.db.connect() as conn:
+            current = await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+    except Exception as exc:  # noqa: BLE001 - unreachable, refused, no such database, bad credentials
+        raise StartupError(f"the database at {where} cannot be reached ({_why(exc)})") from exc
+    if current != head:
+        raise StartupError(f"the database at {where} is at schema {current or 'none'}, not {head}: "
+                           "run `propdesk db upgrade`")
 
 
 async def prepare(app: App, demo: bool) -> None:
-    """Seed the demo when asked or empty. Workers started together take turns (an advisory lock on PostgreSQL;
-    SQLite's write lock does the same), so the first seeds and the others find it done."""
+    """Check the schema and the upload folder, then seed the demo when asked or empty. Workers started together
+    take turns (an advisory lock on PostgreSQL; SQLite's write lock does the same), so the first seeds and the
+    others find it done."""
+    await check_schema(app)
+    folder = Path(app.settings.upload_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise StartupError(f"the upload folder {folder} cannot be written ({_why(exc)})") from exc
     logins: list[tuple[str, str, str, str]] = []
     async with app.sessionmaker() as s, s.begin():
         if s.bind.dialect.name == "postgresql":
@@ -69,6 +112,15 @@ def startup_notes(settings: Settings) -> list[str]:
     return notes
 
 
+class PathOnlyAccessLog(AbstractAccessLogger):
+    """The access log without query strings or referrers: they carry signatures (WeChat), staff-page link keys and
+    tokens, which must never reach a log."""
+
+    def log(self, request, response, time: float) -> None:  # noqa: ANN001
+        self.logger.info("%s %s %s %s %.3fs", request.remote, request.method, request.path[:300], response.status,
+                         time)
+
+
 def build_channels(app: App) -> list:
     """Every messenger channel whose settings are present (the web chat is part of the server)."""
     channels = []
@@ -90,8 +142,14 @@ def build_channels(app: App) -> list:
 
 def build_delivery(app: App, channels: list) -> Delivery:
     s = app.settings
+    fallback = s.delivery_fallback_group
+    if fallback and fallback not in s.staff_groups:
+        raise ValueError(f"the delivery fallback group {fallback!r} is not a configured staff group")
     app.delivery = Delivery(app.sessionmaker, app.clock, {c.channel: c for c in channels}, staff_lang=s.staff_lang,
-                            max_attempts=s.delivery_max_attempts, backoff_seconds=s.delivery_backoff_seconds)
+                            late_after_attempts=s.delivery_max_attempts, backoff_seconds=s.delivery_backoff_seconds,
+                            max_backoff_seconds=s.delivery_max_backoff_seconds, give_up_hours=s.delivery_give_up_hours,
+                            fallback=(fallback, s.staff_groups[fallback]) if fallback in s.staff_groups else None,
+                            fallback_after_minutes=s.delivery_fallback_after_minutes)
     return app.delivery
 
 
@@ -105,14 +163,29 @@ def freeze_startup_objects() -> None:
 
 async def serve(settings: Settings, demo: bool = False, stop: asyncio.Event | None = None,
                 reuse_port: bool = False) -> None:
-    app = App.create(settings)
-    await prepare(app, demo)
-    channels = build_channels(app)
+    try:
+        app = App.create(settings)
+    except Exception as exc:  # noqa: BLE001 - a malformed URL, an unknown driver, a bad routing rule
+        raise StartupError(f"the settings are not usable ({_why(exc)})") from exc
+    try:
+        await prepare(app, demo)
+        channels = build_channels(app)
+    except StartupError:
+        await app.close()
+        raise
+    except Exception as exc:  # noqa: BLE001
+        await app.close()
+        raise StartupError(f"start-up failed ({_why(exc)})") from exc
     runner = web.AppRunner(build_app(app, channels), access_log=logging.getLogger("aiohttp.access")
-                           if settings.access_log else None)
+                           if settings.access_log else None, access_log_class=PathOnlyAccessLog)
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port, reuse_port=reuse_port or None)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        await app.close()
+        raise StartupError(f"cannot listen on {settings.http_host}:{settings.http_port} ({_why(exc)})") from exc
     for channel in channels:
         await channel.start()
     freeze_startup_objects()
@@ -146,18 +219,28 @@ async def serve(settings: Settings, demo: bool = False, stop: asyncio.Event | No
 
 
 def run(settings: Settings, demo: bool = False, workers: int = 1) -> int:
-    # Migrations run before the loop starts (Alembic's env may start a loop of its own). For PostgreSQL,
-    # deployments run `propdesk db upgrade` themselves; run applies them on start for SQLite as the default.
-    if workers > 1 and settings.database_url.startswith("sqlite"):
-        print("propdesk: --workers above 1 needs PostgreSQL (SQLite has one writer; use one worker)",
-              file=sys.stderr)
-        return 2
-    if settings.database_url.startswith("sqlite"):
-        upgrade_url(settings.database_url)
-    if workers <= 1:
+    """Serve until stopped; 0. A start-up failure (database unreachable or not migrated, a folder missing or
+    read-only, the port taken, a bad setting) is one line on stderr and exit status 2, not a traceback."""
+    try:
+        # Migrations run before the loop starts (Alembic's env may start a loop of its own). For PostgreSQL,
+        # deployments run `propdesk db upgrade` themselves; run applies them on start for SQLite as the default.
+        if workers > 1 and settings.database_url.startswith("sqlite"):
+            raise StartupError("--workers above 1 needs PostgreSQL (SQLite has one writer; use one worker)")
+        if settings.database_url.startswith("sqlite"):
+            path = make_url(settings.database_url).database
+            if path and path != ":memory:" and not path.startswith("file:") and not Path(path).parent.is_dir():
+                raise StartupError(f"the folder of the SQLite database {path} does not exist")
+            try:
+                upgrade_url(settings.database_url)
+            except Exception as exc:  # noqa: BLE001
+                raise StartupError(f"the SQLite database {path} cannot be opened or migrated ({_why(exc)})") from exc
+        if workers > 1:
+            return supervise(demo, workers)
         asyncio.run(serve(settings, demo))
-        return 0
-    return supervise(demo, workers)
+    except StartupError as exc:
+        print(f"propdesk: cannot start: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _worker(demo: bool) -> None:
@@ -167,7 +250,11 @@ def _worker(demo: bool) -> None:
 
     settings = get_settings()
     setup_logging(settings.log_level, settings.log_format)
-    asyncio.run(serve(settings, demo, reuse_port=True))
+    try:
+        asyncio.run(serve(settings, demo, reuse_port=True))
+    except StartupError as exc:
+        print(f"propdesk: cannot start: {exc}", file=sys.stderr)
+        sys.exit(STARTUP_FAILED)
 
 
 def supervise(demo: bool, workers: int, restart_after: float = 1.0) -> int:
@@ -193,6 +280,11 @@ def supervise(demo: bool, workers: int, restart_after: float = 1.0) -> int:
         wait([p.sentinel for p in procs], timeout=1.0)
         if stopping:
             break
+        if any(p.exitcode == STARTUP_FAILED for p in procs):  # the same failure would follow every restart
+            stop_all(signal.SIGTERM, None)
+            for p in procs:
+                p.join(timeout=30)
+            return 2
         for i, p in enumerate(procs):
             if p.exitcode is not None:
                 log.warning("worker %s exited with %s: starting it again", p.name, p.exitcode)

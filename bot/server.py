@@ -4,6 +4,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
+import tempfile
+from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -17,14 +20,36 @@ APP_KEY = web.AppKey("propdesk", App)
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """200 when propdesk can do its work: the database answers and takes writes, and the upload folder takes files;
+    otherwise 503, naming what cannot."""
     app: App = request.app[APP_KEY]
+    report = {"database": "ok", "uploads": "ok"}
     try:
         async with app.db.connect() as conn:
             await asyncio.wait_for(conn.execute(text("SELECT 1")), timeout=3)
+            try:
+                # A write that is rolled back: a read-only file or a read-only server fails here.
+                await asyncio.wait_for(conn.execute(
+                    text("INSERT INTO job_runs (name, run_key, created_at) VALUES ('healthz', :k, :now)"),
+                    {"k": os.urandom(8).hex(), "now": app.clock.now()}), timeout=3)
+                await conn.rollback()
+            except Exception as exc:  # noqa: BLE001
+                log.warning("health check: the database cannot be written: %s", exc)
+                report["database"] = "unwritable"
     except Exception as exc:  # noqa: BLE001 - any failure means "not healthy"
         log.warning("health check failed: %s", exc)
-        return web.json_response({"status": "error", "database": "unreachable"}, status=503)
-    return web.json_response({"status": "ok", "database": "ok"})
+        report["database"] = "unreachable"
+    folder = Path(app.settings.upload_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        log.warning("health check: the upload folder %s cannot be written: %s", folder, exc)
+        report["uploads"] = "unwritable"
+    if any(v != "ok" for v in report.values()):
+        return web.json_response({"status": "error", **report}, status=503)
+    return web.json_response({"status": "ok", **report})
 
 
 async def readyz(request: web.Request) -> web.Response:

@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     # WeChat waits 5 s for an answer: one ready within this many seconds is answered in the request, anything
     # later goes out through the customer-service message API.
     wechat_reply_within_seconds: float = 3.5
+    # A signed callback whose timestamp is further than this from now is refused (and so is a nonce already used
+    # within that window with another body): a captured signature cannot be replayed.
+    wechat_timestamp_tolerance_seconds: int = 300
     # Template messages for status updates outside the customer-service window: {"status": "<template id>"}.
     wechat_templates: dict[str, str] = {}
 
@@ -163,9 +166,27 @@ class Settings(BaseSettings):
     report_monthly_day: int = Field(default=1, ge=1, le=28)
     report_monthly_time: str = "08:30"
 
+    # New tickets from one chat account: this many a minute, with bursts of up to ticket_rate_burst (0: no limit);
+    # over it the owner is asked to wait. A whole channel: at most ticket_channel_per_minute, with an alert to the
+    # staff group ticket_alert_group (else the delivery fallback group, else the default group). Emergencies are
+    # never refused: over a limit, one is added to the owner's open emergency.
+    ticket_rate_per_minute: float = 3
+    ticket_rate_burst: int = 5
+    ticket_channel_per_minute: int = 120
+    ticket_alert_group: str | None = None
+
     # Outbox delivery: attempts before a message is marked failed, and the first retry's delay (doubles).
     delivery_max_attempts: int = 8
     delivery_backoff_seconds: float = 2.0
+    # Retries go on while a message matters, the delay doubling up to this cap: a staff card until its ticket is
+    # closed or cancelled, any other message (an owner's reply, an update) for this many hours. After
+    # delivery_max_attempts failures the ticket's timeline says the message is late (it is still retried).
+    delivery_max_backoff_seconds: float = 300
+    delivery_give_up_hours: float = 12
+    # A ticket's card that has not reached its group for this many minutes goes to this staff group as well (e.g.
+    # the on-duty group; a staff group name), marked as standing in for the unreachable one.
+    delivery_fallback_group: str | None = None
+    delivery_fallback_after_minutes: float = 5
 
     @classmethod
     def settings_customise_sources(

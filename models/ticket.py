@@ -1,6 +1,7 @@
 """Tickets (repairs and complaints), their audit trail, attachments and the daily number counters."""
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 
 from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
@@ -10,6 +11,20 @@ from models.base import Base, utcnow
 from models.lifecycle import Status
 
 PREFIX = {"repair": "BX", "complaint": "TS"}
+# The one definition of a ticket number: BX-20261125-0007. The daily sequence has at least four digits and grows
+# past 9,999 (BX-20261125-10000), so every pattern allows more. NUMBER_RE for matching a whole number (route
+# patterns take NUMBER_RE too: it has no capturing group), NUMBER_PATTERN for finding one inside a text.
+NUMBER_RE = r"(?:BX|TS)-\d{8}-\d{4,7}"
+NUMBER_PATTERN = rf"\b{NUMBER_RE}\b"
+
+
+def format_number(prefix: str, day: date, seq: int) -> str:
+    """The ticket number for the `seq`th ticket of `prefix` on `day`."""
+    return f"{prefix}-{day:%Y%m%d}-{seq:04d}"
+
+
+def is_number(text: str) -> bool:
+    return re.fullmatch(NUMBER_RE, text) is not None
 
 
 class Ticket(Base):
@@ -21,7 +36,10 @@ class Ticket(Base):
                       Index("ix_tickets_estate_status_id", "estate_id", "status", "id"),
                       Index("ix_tickets_assignee_id", "assignee_id", "id"),
                       Index("ix_tickets_contact_phone", "contact_phone"),
-                      Index("ix_tickets_unit_id", "unit_id"))
+                      Index("ix_tickets_unit_id", "unit_id"),
+                      # the creation rate limits: one reporter's, one channel's recent tickets
+                      Index("ix_tickets_reporter_created", "reporter_id", "created_at"),
+                      Index("ix_tickets_channel_created", "channel", "created_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(32), unique=True)
@@ -116,6 +134,12 @@ class PostedCard(Base):
     channel: Mapped[str] = mapped_column(String(16))
     chat_id: Mapped[str] = mapped_column(String(128))
     message_id: Mapped[str | None] = mapped_column(String(64), default=None)  # set once the card is posted
+    # Set before a first post is attempted and cleared when its message id is kept: a worker that finds it set
+    # knows a post may have gone out (its sender died or is still waiting for the answer) and does not post again
+    # blindly.
+    posting_since: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    # The group this card stands in for: it went to the on-duty fallback group because that one was unreachable.
+    fallback_from: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -125,3 +149,14 @@ class TicketFollower(Base):
     __tablename__ = "ticket_followers"
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True)
+
+
+class RequestNonce(Base):
+    """A signed platform request's nonce (WeChat callbacks), kept for the freshness window so that every worker
+    refuses a replayed signature set. `digest` is the body's hash: the same request again (WeChat's own retry)
+    is let through to the receipts, which answer it as before; the same nonce with another body is a replay."""
+
+    __tablename__ = "request_nonces"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)  # "<channel>:<timestamp>:<nonce>"
+    digest: Mapped[str] = mapped_column(String(64))
+    seen_at: Mapped[datetime] = mapped_column(DateTime, index=True)

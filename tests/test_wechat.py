@@ -27,14 +27,15 @@ NUMBER = re.compile(r"(?:BX|TS)-\d{8}-\d{4}")
 class Harness:
     def __init__(self, fake: wx.FakeWeChat, app: App, url: str):
         self.fake, self.app, self.url = fake, app, url
+        self.mode = "safe"  # with an AES key, WeChat's safe (or compatible) mode is the only one taken
 
-    async def send(self, xml: str, mode: str = "plain") -> str:
+    async def send(self, xml: str, mode: str | None = None) -> str:
         """Push a message as WeChat would; the passive reply's text ("" for `success`)."""
-        delivery = await self.fake.push(self.url, xml, mode)
+        delivery = await self.fake.push(self.url, xml, mode or self.mode)
         assert delivery.attempts[-1][0] == 200, delivery.attempts
         return delivery.content
 
-    async def say(self, text: str, openid: str = OWNER, mode: str = "plain") -> str:
+    async def say(self, text: str, openid: str = OWNER, mode: str | None = None) -> str:
         return await self.send(self.fake.text(openid, text), mode)
 
     async def pick(self, reply: str, label: str, openid: str = OWNER) -> str:
@@ -90,7 +91,8 @@ async def test_url_verification_echoes_only_with_a_valid_signature(wechat):
 
 @pytest.mark.parametrize("mode", ["plain", "safe", "compat"])
 async def test_repair_by_numbered_choices(wechat, mode):
-    h = await wechat()
+    h = await wechat(**({"wechat_aes_key": None} if mode == "plain" else {}))
+    h.mode = mode
     out = await h.say("厨房水龙头一直滴水，拧紧了也滴", mode=mode)
     assert "水路" in out and re.search(r"^1\. 正确$", out, re.M)
     out = await h.pick(out, "正确")
@@ -124,6 +126,7 @@ async def test_emergency_in_safe_mode_creates_the_ticket_first(wechat):
 
 async def test_forged_or_broken_requests_are_refused_and_change_nothing(wechat):
     h = await wechat()
+    plain_h = await wechat(wechat_aes_key=None)  # an account in plain mode
     xml = h.fake.text(OWNER, "楼道里好大一股煤气味")
     async with aiohttp.ClientSession() as http:
         query, body = h.fake.signed_request(xml, "plain", token="not-the-token")
@@ -134,12 +137,16 @@ async def test_forged_or_broken_requests_are_refused_and_change_nothing(wechat):
         async with http.post(h.url, params=query, data=body.replace("<Encrypt><![CDATA[", "<Encrypt><![CDATA[AA")) \
                 as resp:
             assert resp.status == 403
-        query, _ = h.fake.signed_request(xml, "plain")
-        async with http.post(h.url, params=query, data=b"<xml><oops") as resp:
+        # With an AES key, a plain body is refused even when signed: its signature does not cover it.
+        query, body = h.fake.signed_request(xml, "plain")
+        async with http.post(h.url, params=query, data=body) as resp:
+            assert resp.status == 403
+        query, _ = plain_h.fake.signed_request(xml, "plain")
+        async with http.post(plain_h.url, params=query, data=b"<xml><oops") as resp:
             assert resp.status == 400
-        async with http.post(h.url, params=query, data=b"<xml><MsgType>text</MsgType></xml>") as resp:
+        async with http.post(plain_h.url, params=query, data=b"<xml><MsgType>text</MsgType></xml>") as resp:
             assert resp.status == 400
-        async with http.post(h.url, params=query, data=b"x" * (70 * 1024)) as resp:
+        async with http.post(plain_h.url, params=query, data=b"x" * (70 * 1024)) as resp:
             assert resp.status == 413
         query, _ = h.fake.signed_request(xml, "safe")  # safe mode, but a broken envelope or none at all
         for body in (b"<xml><Encrypt><![CDATA[abc", b"<xml><ToUserName>gh</ToUserName></xml>", b"not xml"):
@@ -186,7 +193,7 @@ async def test_slow_answer_goes_through_the_customer_service_api(wechat):
         return await real(sender, msg, hooks)
 
     h.app.engine.handle = slow
-    delivery = await h.fake.push(h.url, h.fake.text(OWNER, "电梯困人了，快来"))
+    delivery = await h.fake.push(h.url, h.fake.text(OWNER, "电梯困人了，快来"), "safe")
     assert delivery.attempts == [(200, "success")]  # answered in time, so WeChat does not retry
     for _ in range(100):
         if h.fake.sent(OWNER):
@@ -214,7 +221,7 @@ async def test_retry_while_the_first_is_still_running_gets_the_original_answer(w
         return result
 
     h.app.engine.handle = slow
-    delivery = await h.fake.push(h.url, h.fake.text(OWNER, "电梯困人了，快来"))
+    delivery = await h.fake.push(h.url, h.fake.text(OWNER, "电梯困人了，快来"), "safe")
     assert delivery.attempts[0] == (0, "timeout") and delivery.attempts[-1][0] == 200
     assert NUMBER.search(delivery.content)
     assert runs.count(True) == 1 and len(await h.tickets()) == 1

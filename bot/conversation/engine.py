@@ -7,8 +7,10 @@ steps.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable, Protocol
@@ -32,6 +34,7 @@ from bot.triage.combine import Triager
 from bot.clock import Clock
 from bot.desk.owner_desk import DbDesk
 from bot.desk.routing import Dispatch
+from bot.desk.ticket_limits import TicketLimits
 from bot.desk.ticket_service import CLAIM_MINUTES
 from bot.ops.metrics import Metrics
 
@@ -75,6 +78,7 @@ class Engine:
                  classifier: Classifier | None = None):
         # Steps run in transactions of their own kind (models.step_transactions); a session joins one when needed.
         self.transactions = step_transactions(sessionmaker.kw["bind"], settings.sqlite_synchronous)
+        self._sessionmaker = sessionmaker  # for work after a refused step, outside its transaction
         # Called after a step that queued outgoing messages (the app wakes its delivery worker); a step that did
         # not, the common case, costs the worker no look at the outbox.
         self.on_queued: Callable[[], None] | None = None
@@ -83,6 +87,7 @@ class Engine:
         self.clock = clock or Clock()
         self.classifier = classifier or Triager(get_classifier(settings.rules_file), use_model=settings.triage_model)
         self.dispatch = Dispatch.from_settings(settings)
+        self.dispatch.limits = TicketLimits.from_settings(settings)  # type: ignore[attr-defined]
         self.flow_settings = FlowSettings(
             duty_phone=settings.duty_phone, office_name=settings.office_name,
             max_text_length=settings.max_text_length, hurry_cooldown_minutes=settings.hurry_cooldown_minutes,
@@ -120,25 +125,38 @@ class Engine:
 
         A step that fails (a flow's bug, a database that went away) never leaves the owner unanswered: the error is
         logged with the message, the conversation goes back to the menu, and the owner gets an apology with it."""
+        msg = _clean(msg)
         try:
             if self.metrics is None:
                 return await self._run(sender, msg, hooks)
             with self.metrics.step(sender.channel):
                 return await self._run(sender, msg, hooks)
-        except Exception:  # noqa: BLE001 - whatever failed, the owner gets an answer
-            log.exception("step failed: channel=%s chat=%s message=%s; answering with an apology",
-                          sender.channel, sender.chat_id, msg.kind)
-            if self.metrics is not None:
-                self.metrics.step_failures.labels(sender.channel).inc()
-        return await self._apologise(sender, hooks)
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the owner gets an answer
+            key = getattr(exc, "owner_message_key", None)
+            if key is None:
+                log.exception("step failed: channel=%s chat=%s message=%s; answering with an apology",
+                              sender.channel, sender.chat_id, msg.kind)
+                if self.metrics is not None:
+                    self.metrics.step_failures.labels(sender.channel).inc()
+                return await self._apologise(sender, hooks)
+            # A refusal the owner should understand (e.g. a rate limit): nothing of the step was kept.
+            log.info("step refused: channel=%s chat=%s: %s", sender.channel, sender.chat_id, exc)
+            follow_up = getattr(exc, "after_rollback", None)
+            if follow_up is not None:
+                try:
+                    await follow_up(self._sessionmaker, self.clock.now())
+                except Exception:  # noqa: BLE001
+                    log.exception("follow-up of a refused step failed")
+            return await self._apologise(sender, hooks, key)
 
-    async def _apologise(self, sender: Sender, hooks: "Hooks | None") -> list[Reply] | None:
+    async def _apologise(self, sender: Sender, hooks: "Hooks | None",
+                         key: str = "common.step_failed") -> list[Reply] | None:
         """The menu, after an apology, as a step of its own (it resets the conversation); the apology alone when even
         that fails (the database is down: nothing can be kept, but the owner still hears from us)."""
         lang = _lang(sender.lang_hint) or self.settings.default_lang
         try:
             return await self._run(sender, Inbound(kind="command", command="menu"), hooks,
-                                   preface=[Reply(t(lang, "common.step_failed"))])
+                                   preface=[Reply(t(lang, key, duty_phone=self.settings.duty_phone))])
         except Exception:  # noqa: BLE001
             log.exception("apology step failed too: channel=%s chat=%s", sender.channel, sender.chat_id)
             return [Reply(t(lang, "common.step_failed_no_menu", duty_phone=self.settings.duty_phone))]
@@ -243,6 +261,18 @@ def _new_conversation(dialect_name: str):  # noqa: ANN202
             .values(channel=bindparam("channel"), chat_id=bindparam("chat"), flow="menu", state="idle", data={},
                     updated_at=bindparam("now", type_=DateTime))
             .on_conflict_do_nothing())
+
+
+# Lone surrogates (e.g. "\ud800" from a JSON body) cannot be encoded, and PostgreSQL refuses NUL in text: neither is
+# ever meaningful in a message, so they are taken out before any flow sees the text.
+_UNSAFE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _clean(msg: Inbound) -> Inbound:
+    """The message with lone surrogates and NUL removed from its texts."""
+    changes = {name: _UNSAFE.sub("", value) for name in ("text", "args", "choice", "photo_ref", "raw_type")
+               if isinstance(value := getattr(msg, name, None), str) and _UNSAFE.search(value)}
+    return dataclasses.replace(msg, **changes) if changes else msg
 
 
 def _lang(hint: str | None) -> str | None:

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import DateTime, String, bindparam, literal, select, update
+from sqlalchemy import DateTime, String, bindparam, delete, literal, select, update
 
 from bot.app import App
 from models import InboundReceipt, ServiceWindow
+from models.ticket import RequestNonce
 from models.db import insert_for
 from models.step_transactions import StepTx
 
@@ -121,3 +122,29 @@ class Windows:
         async with self.app.sessionmaker() as s, s.begin():
             row = await self._row(s, chat_id)
             row.message_used, row.event_used = MESSAGE_QUOTA, EVENT_QUOTA
+
+
+class Nonces:
+    """Signed requests' nonces, shared by every worker through the database, for as long as a request's timestamp
+    is accepted (the freshness window): a signature set is good for one request."""
+
+    def __init__(self, app: App, window: timedelta):
+        self.app = app
+        self.window = window
+        self._pruned_at = None
+
+    async def first_use(self, timestamp: str, nonce: str, digest: str) -> bool:
+        """Record the nonce; False when it was seen with another body (a replay). The same body again is WeChat
+        retrying its own request: let through, the message's receipt answers it as the first time."""
+        now = self.app.clock.now()
+        key = f"{CHANNEL}:{timestamp}:{nonce}"
+        async with self.app.sessionmaker() as s, s.begin():
+            insert = insert_for(s.bind.dialect.name)
+            new = (await s.execute(insert(RequestNonce).values(key=key, digest=digest, seen_at=now)
+                                   .on_conflict_do_nothing().returning(RequestNonce.key))).first()
+            fresh = new is not None or await s.scalar(select(RequestNonce.digest).where(RequestNonce.key == key)) \
+                == digest
+            if self._pruned_at is None or now - self._pruned_at > self.window / 5:
+                self._pruned_at = now  # nonces older than the window can no longer come with a valid timestamp
+                await s.execute(delete(RequestNonce).where(RequestNonce.seen_at < now - 2 * self.window))
+        return fresh

@@ -47,7 +47,11 @@ class MediaStore:
         kind, _, value = ref.partition(":")
         if kind == "web":
             path = self.folder / value
-            return path.read_bytes() if value and "/" not in value and "\\" not in value and path.is_file() else None
+            try:
+                ok = value and "/" not in value and "\\" not in value and "\x00" not in value and path.is_file()
+                return path.read_bytes() if ok else None
+            except (OSError, ValueError):  # a name too long for the file system, or otherwise unusable
+                return None
         cached = self._cached(ref)
         if cached.is_file():
             return cached.read_bytes()
@@ -62,8 +66,11 @@ class MediaStore:
         if not body or len(body) > MAX_BYTES or image_type(body) is None:
             log.warning("photo %s: the channel gave no image (%d bytes)", ref, len(body or b""))
             return None
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_suffix(".part")
-        partial.write_bytes(body)
-        partial.replace(cached)  # whole or not at all, should two fetches race
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            partial = cached.with_suffix(".part")
+            partial.write_bytes(body)
+            partial.replace(cached)  # whole or not at all, should two fetches race
+        except OSError as exc:  # the photo is here all the same; it will be fetched again next time
+            log.error("photo %s not kept: the upload folder cannot be written: %s", ref, exc)
         return body

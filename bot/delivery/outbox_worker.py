@@ -16,13 +16,16 @@ from typing import Protocol
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from config.i18n import t
 from models import OutboxMessage, Ticket, PostedCard, TicketEvent
 
 from bot.desk.group_cards import GroupCard, build_group_card
+from bot.desk.routing import priority_of
 from bot.clock import Clock
 
 log = logging.getLogger("propdesk.delivery")
 DIGEST = "digest:"  # a PostedCard message id with this prefix: the ticket went out in a digest, not as a card
+CLOSED = ("closed", "cancelled")  # a card stops mattering when its ticket is one of these
 
 
 class DeliveryError(Exception):
@@ -52,8 +55,13 @@ class Outlet(Protocol):
 
 class Delivery:
     def __init__(self, sessionmaker: async_sessionmaker, clock: Clock, outlets: dict[str, Outlet], *,
-                 staff_lang: str = "zh", lease_seconds: float = 120, max_attempts: int = 8,
-                 backoff_seconds: float = 2.0):
+                 staff_lang: str = "zh", lease_seconds: float = 120, max_attempts: int | None = None,
+                 backoff_seconds: float = 2.0, max_backoff_seconds: float = 300, give_up_hours: float = 12,
+                 late_after_attempts: int = 8, fallback: tuple[str, object] | None = None,
+                 fallback_after_minutes: float = 5):
+        """`max_attempts`: a hard limit (None: retry while the message matters: a card until its ticket closes,
+        anything else for `give_up_hours`). `fallback`: (name, StaffGroup) of the group that gets a card whose own
+        group has been unreachable for `fallback_after_minutes`."""
         self.sm = sessionmaker
         self.clock = clock
         self.outlets = outlets
@@ -61,6 +69,11 @@ class Delivery:
         self.lease = timedelta(seconds=lease_seconds)
         self.max_attempts = max_attempts
         self.backoff = backoff_seconds
+        self.max_backoff = max_backoff_seconds
+        self.give_up = timedelta(hours=give_up_hours)
+        self.late_after = late_after_attempts
+        self.fallback = fallback
+        self.fallback_after = timedelta(minutes=fallback_after_minutes)
         self._wake = asyncio.Event()
         self._busy: dict[tuple[str, str], asyncio.Task] = {}
 
@@ -119,11 +132,22 @@ class Delivery:
         started = []
         for chat in chats:
             if chat not in self._busy:
-                task = asyncio.create_task(self._chat_worker(*chat))
+                task = asyncio.create_task(self._supervised(*chat))
                 self._busy[chat] = task
                 task.add_done_callback(lambda _t, key=chat: self._busy.pop(key, None))
                 started.append(task)
         return started
+
+    async def _supervised(self, channel: str, chat_id: str) -> int:
+        """A chat worker that never dies silently: whatever stops it is logged, and the next sweep starts the chat
+        again (its leased row, if any, is taken up when the lease runs out)."""
+        try:
+            return await self._chat_worker(channel, chat_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - e.g. the database went away mid-send
+            log.exception("delivery worker for %s:%s stopped; it is restarted at the next sweep", channel, chat_id)
+            return 0
 
     async def _chat_worker(self, channel: str, chat_id: str) -> int:
         """Send a chat's messages in order until none is due; stop at a failure (the rest waits for its retry)."""
@@ -166,18 +190,42 @@ class Delivery:
                 await self._settle(row, "failed", note="no such ticket card")
                 return
             card = await build_group_card(s, ticket, self.clock, self.staff_lang)
+        if slot.fallback_from:
+            card.text += "\n" + t(self.staff_lang, "card.fallback", group=slot.fallback_from)
         # A ticket listed in a digest has no card of its own yet: its first change posts one.
         current = None if (slot.message_id or "").startswith(DIGEST) else slot.message_id
         first_post = current is None
+        if first_post and slot.posting_since is not None and self.clock.now() - slot.posting_since < self.lease:
+            # Another worker's post of this card is under way (it keeps posting_since fresh while it waits for the
+            # platform's answer): posting now could post the card twice. Once that post is recorded, this becomes
+            # an edit.
+            raise DeliveryError("an earlier post of this card is still under way", retry_after=self.lease.seconds / 4)
+        if first_post and slot.posting_since is not None:
+            log.warning("card %s to %s:%s: an earlier post was interrupted before its answer; posting again",
+                        card.number, row.channel, row.chat_id)
         if first_post and getattr(outlet, "free", None) is not None:
             # More new cards wait than the chat's limit lets through now: send them together.
             free = outlet.free(row.chat_id)
             if (free <= 0 or await self._new_cards_waiting(row) >= free) and await self._send_digest(outlet, row, card):
                 return
-        message_id = await outlet.put_card(row.chat_id, card, current)
+        if first_post:
+            # Recorded before the call: if this worker dies waiting for the answer, the next one knows a post may
+            # have gone out.
+            await self._mark_posting(row, slot.id)
+            heartbeat = asyncio.create_task(self._keep_lease(row, slot.id))
+        try:
+            message_id = await outlet.put_card(row.chat_id, card, current)
+        except BaseException:
+            if first_post:
+                heartbeat.cancel()
+                await self._mark_posting(row, slot.id, clear=True)  # the platform said no: nothing went out
+            raise
+        if first_post:
+            heartbeat.cancel()
         async with self.sm() as s, s.begin():
             slot = await s.get(PostedCard, slot.id)
             slot.message_id = str(message_id)
+            slot.posting_since = None
             await self._settle(row, "sent", session=s)
         if first_post:
             for ref in card.photos[:10]:
@@ -185,6 +233,24 @@ class Delivery:
                     await outlet.send(row.chat_id, {"text": "", "photo_ref": ref}, reply_to=str(message_id))
                 except Exception as exc:  # noqa: BLE001 - the card is out; a photo that cannot go is noted
                     log.warning("photo %s of %s not posted to %s: %s", ref, card.number, row.chat_id, exc)
+
+    async def _mark_posting(self, row: OutboxMessage, slot_id: int, clear: bool = False) -> None:
+        async with self.sm() as s, s.begin():
+            slot = await s.get(PostedCard, slot_id)
+            slot.posting_since = None if clear else self.clock.now()
+            if not clear:
+                db_row = await s.get(OutboxMessage, row.id)
+                db_row.next_attempt_at = self.clock.now() + self.lease
+
+    async def _keep_lease(self, row: OutboxMessage, slot_id: int) -> None:
+        """While a first post waits for the platform's answer, keep its lease and its posting mark fresh, so that no
+        other worker takes the row and posts the card a second time."""
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 4)
+            try:
+                await self._mark_posting(row, slot_id)
+            except Exception:  # noqa: BLE001 - the next beat tries again
+                log.warning("could not extend the lease of outbox row %s", row.id, exc_info=True)
 
     def _new_cards(self, row: OutboxMessage, now):  # noqa: ANN001, ANN202
         """Due rows that would post a new card (or one only listed in a digest) to the row's chat, but the row."""
@@ -253,20 +319,65 @@ class Delivery:
             await apply(s)
 
     async def _failed(self, row: OutboxMessage, exc: DeliveryError):  # noqa: ANN201
-        """Record a failed attempt; the time of the next one, or None when it failed for good."""
+        """Record a failed attempt; the time of the next one, or None when it failed for good (refused for good by
+        the platform, or no longer worth sending: a card whose ticket is closed, a message older than
+        `give_up`)."""
+        now = self.clock.now()
         async with self.sm() as s, s.begin():
             db_row = await s.get(OutboxMessage, row.id)
             attempts = db_row.attempts + 1
-            if exc.permanent or attempts >= self.max_attempts:
+            ticket = await s.get(Ticket, row.ticket_id) if row.ticket_id else None
+            if row.kind == "card":
+                matters = ticket is not None and ticket.status not in CLOSED
+            else:
+                matters = now - db_row.created_at < self.give_up
+            if exc.permanent or not matters or (self.max_attempts is not None and attempts >= self.max_attempts):
                 log.warning("outbox row %s to %s:%s failed for good: %s", row.id, row.channel, row.chat_id, exc)
                 await self._settle(row, "failed", note=str(exc), session=s)
                 return None
-            delay = exc.retry_after if exc.retry_after is not None else self.backoff * 2 ** (attempts - 1)
+            delay = exc.retry_after if exc.retry_after is not None else \
+                min(self.backoff * 2 ** min(attempts - 1, 30), self.max_backoff)
             db_row.attempts = attempts
             db_row.last_error = str(exc)[:500]
-            db_row.next_attempt_at = self.clock.now() + timedelta(seconds=delay)
+            db_row.next_attempt_at = now + timedelta(seconds=delay)
+            if attempts == self.late_after and ticket is not None:
+                s.add(TicketEvent(ticket_id=ticket.id, at=now, actor="system", action="delivery_late",
+                                  note=f"{row.channel}:{row.chat_id} {attempts} attempts, still trying: {exc}"[:1000]))
+            if row.kind == "card" and ticket is not None:
+                fallback_at = await self._fall_back(s, row, ticket, now)
+                if fallback_at is not None and fallback_at < db_row.next_attempt_at:
+                    db_row.next_attempt_at = fallback_at  # try once more then, and fall back if it fails
             log.info("outbox row %s to %s:%s: retry in %.1fs (%s)", row.id, row.channel, row.chat_id, delay, exc)
             return db_row.next_attempt_at
+
+    async def _fall_back(self, s, row: OutboxMessage, ticket: Ticket, now):  # noqa: ANN001, ANN202
+        """A card that has not reached its group for `fallback_after` goes to the fallback group too, once. When
+        that time is still to come: that time."""
+        if self.fallback is None:
+            return None
+        name, group = self.fallback
+        if (group.channel, group.chat_id) == (row.channel, row.chat_id) or group.channel not in self.outlets:
+            return None
+        slot = await s.scalar(select(PostedCard).where(
+            PostedCard.ticket_id == ticket.id, PostedCard.channel == row.channel, PostedCard.chat_id == row.chat_id))
+        if slot is None or (slot.message_id and not slot.message_id.startswith(DIGEST)):
+            return None
+        if await s.scalar(select(PostedCard.id).where(PostedCard.ticket_id == ticket.id,
+                                                      PostedCard.channel == group.channel,
+                                                      PostedCard.chat_id == group.chat_id)) is not None:
+            return None  # the fallback group has the card already (its own route, or an earlier fallback)
+        if now - slot.created_at < self.fallback_after:
+            return slot.created_at + self.fallback_after
+        s.add(PostedCard(ticket_id=ticket.id, group=name, channel=group.channel, chat_id=group.chat_id,
+                         created_at=now, fallback_from=slot.group))
+        s.add(OutboxMessage.new(group.channel, group.chat_id, {}, at=now, kind="card", ticket_id=ticket.id,
+                                priority=priority_of(ticket.urgency) + 1))
+        s.add(TicketEvent(ticket_id=ticket.id, at=now, actor="system", action="fallback",
+                          note=f"{slot.group} unreachable since {slot.created_at:%H:%M} UTC: card sent to {name}"))
+        log.warning("card of ticket %s: group %s unreachable, sent to the fallback group %s", ticket.number,
+                    slot.group, name)
+        self.wake()
+        return None
 
     async def _hold_back(self, channel: str, chat_id: str, retry_at) -> None:  # noqa: ANN001
         """Later messages of a chat wait for the earlier one, so they are read in order."""

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.common import mask_phone
 from config.i18n import label, t
 from models import Ticket, allowed_actions
+from models.ticket import NUMBER_PATTERN  # noqa: F401 - re-exported: the channels find numbers with it
 
 from bot.clock import Clock
 from bot.desk.staff_actions import staff_ticket_view
@@ -16,7 +17,6 @@ from bot.desk.staff_actions import staff_ticket_view
 ICONS = {"emergency": "🔴", "high": "🟠", "normal": "🔵", "low": "⚪"}
 # The buttons a card offers, in this order, when the ticket's status allows them.
 CARD_ACTIONS = ["claim", "start", "resolve", "hold", "resume", "reject", "reassign"]
-NUMBER_PATTERN = r"\b(?:BX|TS)-\d{8}-\d{4}\b"
 
 
 @dataclass

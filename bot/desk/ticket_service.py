@@ -12,7 +12,7 @@ from config.log_format import ticket_fields
 from models import (Action, Attachment, Identity, OutboxMessage, Person, Staff, Ticket, TicketCounter,
                     TicketEvent, TicketFollower, next_status)
 from models.lifecycle import NEEDS_REASON, OPEN_STATUSES
-from models.ticket import PREFIX
+from models.ticket import PREFIX, format_number
 from models.db import insert_for
 
 from bot.clock import Clock
@@ -38,7 +38,7 @@ async def next_number(session: AsyncSession, kind: str, clock: Clock) -> str:
     stmt = stmt.on_conflict_do_update(index_elements=["prefix", "day"],
                                       set_={"last": TicketCounter.last + 1}).returning(TicketCounter.last)
     seq = (await session.execute(stmt)).scalar_one()
-    return f"{prefix}-{day:%Y%m%d}-{seq:04d}"
+    return format_number(prefix, day, seq)
 
 
 class TicketService:
@@ -96,6 +96,18 @@ class TicketService:
     async def create(self, *, kind: str, category: str, urgency: str, description: str, channel: str,
                      reporter_id: int | None, actor: str, **fields) -> Ticket:
         now = self.clock.now()
+        limits = getattr(self.dispatch, "limits", None)
+        if limits is not None and actor.startswith("owner:"):
+            # Over a rate limit: refused (TicketLimitReached), or, for an emergency, added to the owner's open one.
+            open_emergency = await limits.check(self.s, now, reporter_id=reporter_id, channel=channel,
+                                                urgency=urgency)
+            if open_emergency is not None:
+                log.info("emergency over the rate limit added to the open emergency", extra=_fields(open_emergency))
+                for ref in fields.get("photos", []):
+                    self.s.add(Attachment(ticket_id=open_emergency.id, channel=channel, ref=ref, added_by=actor,
+                                          created_at=now))
+                await self.event(open_emergency, actor, "more_info", note=description[:1000])
+                return open_emergency
         photos = fields.pop("photos", [])
         ticket = Ticket(number=await next_number(self.s, kind, self.clock), kind=kind, category=category,
                         urgency=urgency, description=description, channel=channel, reporter_id=reporter_id,

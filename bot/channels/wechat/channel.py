@@ -9,7 +9,9 @@ original's answer.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+from datetime import timedelta, timezone
 from xml.etree import ElementTree
 from xml.parsers.expat import ExpatError
 
@@ -28,7 +30,7 @@ from bot.conversation.step_outbox import queue_in_step
 from handlers.messages import Inbound, Reply, merge_replies
 
 from bot.channels.wechat.api import WeChatAPI, WeChatAPIError
-from bot.conversation.wechat_receipts import Receipts, Windows
+from bot.conversation.wechat_receipts import Nonces, Receipts, Windows
 
 CHANNEL = "wechat"
 TEXT_BYTES = 2040  # WeChat takes at most 2048 bytes of text in one message
@@ -161,6 +163,8 @@ class WeChatChannel:
         app.media.register("wx", self.api.get_media)
         self.receipts = Receipts(app)
         self.windows = Windows(app)
+        self.tolerance = s.wechat_timestamp_tolerance_seconds
+        self.nonces = Nonces(app, timedelta(seconds=self.tolerance))
         self.reply_within = s.wechat_reply_within_seconds
         self.templates = s.wechat_templates
         self._pending: set[asyncio.Task] = set()
@@ -194,9 +198,19 @@ class WeChatChannel:
             return web.Response(status=403, text="invalid signature")
         return web.Response(text=request.query.get("echostr", ""))
 
+    def _timely(self, request: web.Request) -> bool:
+        """The signed timestamp is within the tolerance of now (a captured signature set soon goes stale)."""
+        stamp = request.query.get("timestamp", "")
+        if not stamp.isdigit() or len(stamp) > 12 or len(request.query.get("nonce", "")) > 64:
+            return False
+        now = self.app.clock.now().replace(tzinfo=timezone.utc).timestamp()
+        return abs(now - int(stamp)) <= self.tolerance
+
     async def on_message(self, request: web.Request) -> web.Response:
         if not self._signed(request):
             return web.Response(status=403, text="invalid signature")
+        if not self._timely(request):
+            return web.Response(status=403, text="stale or malformed timestamp")
         if (request.content_length or 0) > MAX_BODY:
             return web.Response(status=413, text="too large")
         body = await request.content.read(MAX_BODY + 1)
@@ -204,6 +218,10 @@ class WeChatChannel:
             return web.Response(status=413, text="too large")
         q = request.query
         encrypted = q.get("encrypt_type") == "aes"
+        if self.crypto is not None and not encrypted:
+            # The plain signature covers only timestamp and nonce, not the body: with a key, only messages whose
+            # msg_signature covers the ciphertext are taken.
+            return web.Response(status=403, text="this account takes encrypted messages only")
         try:
             if encrypted:
                 if self.crypto is None:
@@ -222,6 +240,10 @@ class WeChatChannel:
             return web.Response(status=400, text="malformed message")
         if msg is None or not msg.source:
             return web.Response(status=400, text="malformed message")
+        digest = hashlib.sha256(body if isinstance(body, bytes) else body.encode()).hexdigest()
+        if not await self.nonces.first_use(q.get("timestamp", ""), q.get("nonce", ""), digest):
+            log.warning("wechat request refused: its nonce was used before with another body (a replay)")
+            return web.Response(status=403, text="replayed request")
         xml = await self.answer(msg)
         if xml and encrypted:
             xml = self.crypto.encrypt_message(xml, q.get("nonce", ""), q.get("timestamp", ""))

@@ -39,9 +39,21 @@ def clip_bytes(text: str, limit: int) -> str:
     return text if len(data) <= limit else data[:limit].decode(errors="ignore")
 
 
+# WeCom markdown has no escape character: the characters that make markup (links, bold, code, headings, quotes,
+# <font> and other tags) are shown as their full-width look-alikes instead, so an owner's words stay words.
+_PLAIN = str.maketrans({"[": "［", "]": "］", "(": "（", ")": "）", "<": "＜", ">": "＞", "*": "＊", "`": "｀",
+                        "#": "＃", "_": "＿", "~": "～", "|": "｜", "!": "！", "\\": "＼", "\r": " "})
+
+
+def plain(text: str) -> str:
+    """Text (an owner's words, a card's lines) made inert in WeCom markdown."""
+    return text.translate(_PLAIN)
+
+
 def card_markdown(card: GroupCard, link: str) -> str:
-    """The card as WeCom markdown: a bold header, the details quoted, and the link to act on it."""
-    header, *details = card.text.split("\n")
+    """The card as WeCom markdown: a bold header, the details quoted, and the link to act on it. Only the markup
+    written here is live: the card's text, which carries the owner's words, is made plain."""
+    header, *details = plain(card.text).split("\n")
     footer = f"\n[👉 处理工单 Work this ticket]({link})"
     body = "\n".join(f"> {line}" for line in details if line and "回复此消息" not in line and "Reply to" not in line)
     return clip_bytes(f"**{header}**\n{body}", MARKDOWN_BYTES - len(footer.encode())) + footer
@@ -97,8 +109,8 @@ class WeComChannel:
         lines = [f"**📋 {len(cards)} 张新工单 New tickets**"]
         lang = self.app.settings.staff_lang
         for card in cards:
-            what = t(lang, "card.description", description=card.description)[:60]
-            lines.append(f"> {card.header} {what} [处理 Open]({card_link(self.app, card.number)})")
+            what = t(lang, "card.description", description=card.description.replace("\n", " "))[:60]
+            lines.append(f"> {plain(card.header)} {plain(what)} [处理 Open]({card_link(self.app, card.number)})")
         await self._post(chat_id, {"msgtype": "markdown",
                                    "markdown": {"content": clip_bytes("\n".join(lines), MARKDOWN_BYTES)}})
         return "robot"

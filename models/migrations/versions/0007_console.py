@@ -5,7 +5,6 @@ Revision ID: 0007
 Revises: 0006 when present (service reports), else 0005
 Create Date: 2026-11-26 12:00:00
 """
-from pathlib import Path
 
 from alembic import op
 import sqlalchemy as sa
@@ -13,7 +12,7 @@ import sqlalchemy as sa
 
 revision = '0007'
 # 0006 (report indexes) is developed on another branch: follow it once it is merged, so there is one head.
-down_revision = '0006' if any(Path(__file__).resolve().parent.glob('0006_*.py')) else '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 

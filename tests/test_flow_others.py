@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from bot.desk.ticket_service import TicketService
 from models import Action, Binding, Staff, Ticket
-from tests.test_flow_repair import bind, tickets
+from tests.helpers.dialog import bind, tickets
 
 
 async def file_repair(c, text: str, place: str = "客厅") -> None:

@@ -3,19 +3,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from models import Attachment, Ticket, TicketEvent
-
-
-async def bind(c, unit="3-2-1502", phone="13800000001"):
-    await c.send("/bind")
-    await c.choose_like("estate:")
-    await c.send(unit)
-    return await c.send(phone)
-
-
-async def tickets(engine):
-    async with engine.sm() as s:
-        return (await s.scalars(select(Ticket).order_by(Ticket.id))).all()
+from config.settings import Settings
+from models import Attachment, TicketEvent
+from tests.helpers.dialog import Chat, bind, make_desk, tickets
 
 
 async def test_full_repair_for_bound_owner(chat, desk_engine):
@@ -183,12 +173,9 @@ async def test_unknown_deep_link_just_welcomes(chat):
     assert "欢迎" in out
 
 
-async def test_the_delivery_worker_is_woken_only_after_a_step_that_queued_messages(sqlite_url, clock):
-    from config.settings import Settings
-    from tests.conftest import Chat, _make
-
-    settings = Settings(database_url=sqlite_url, staff_groups={"repairs": {"channel": "telegram", "chat_id": "-100"}})
-    db, _, engine = await _make(sqlite_url, clock, settings)
+async def test_the_delivery_worker_is_woken_only_after_a_step_that_queued_messages(db_url, clock):
+    settings = Settings(database_url=db_url, staff_groups={"repairs": {"channel": "telegram", "chat_id": "-100"}})
+    db, _, engine = await make_desk(db_url, clock, settings)
     woken: list[int] = []
     engine.on_queued = lambda: woken.append(1)
     c = Chat(engine)

@@ -18,16 +18,16 @@ from bot.jobs.sweeps import sla_sweep
 from bot.desk.ticket_service import TicketService
 from config.settings import Settings
 from models import OutboxMessage, Ticket, TicketEvent
-from tests.test_delivery import Outlet
+from tests.fakes.outlet import Outlet
 
 GROUPS = {"team": {"channel": "chat", "chat_id": "-1"}, "supervisors": {"channel": "chat", "chat_id": "-2"},
           "managers": {"channel": "chat", "chat_id": "-3"}}
 
 
-async def test_a_day_with_two_workers_and_a_crash(any_engine, clock, monkeypatch):
-    if not any_engine.settings.database_url.startswith("postgresql"):
+async def test_a_day_with_two_workers_and_a_crash(desk_engine, clock, monkeypatch):
+    if not desk_engine.settings.database_url.startswith("postgresql"):
         pytest.skip("several workers share one PostgreSQL; SQLite deployments run one worker")
-    settings = Settings(database_url=any_engine.settings.database_url, staff_groups=GROUPS, default_group="team")
+    settings = Settings(database_url=desk_engine.settings.database_url, staff_groups=GROUPS, default_group="team")
     workers = [App.create(settings, clock=clock) for _ in range(2)]
     outlets = [Outlet(), Outlet()]
     deliveries = [Delivery(w.sessionmaker, clock, {"chat": o}) for w, o in zip(workers, outlets)]

@@ -1,15 +1,18 @@
 """File a repair by clicking through the page in headless Chromium (Debian's chromium driven by Playwright)."""
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
 import subprocess
 import sys
-import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.waiting import wait_for
 
 CHROMIUM = os.environ.get("PROPDESK_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,18 +35,19 @@ def server(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    import urllib.request
 
-    while time.time() < deadline:
+    def healthy() -> bool:
+        assert proc.poll() is None, "propdesk run exited: " + proc.stdout.read().decode(errors="replace")
         try:
-            if urllib.request.urlopen(url + "/healthz", timeout=1).status == 200:
-                break
+            return urllib.request.urlopen(url + "/healthz", timeout=1).status == 200
         except OSError:
-            time.sleep(0.2)
-    else:
+            return False
+
+    try:
+        asyncio.run(wait_for(healthy, timeout=30, what="propdesk run to answer /healthz"))
+    except AssertionError:
         proc.kill()
-        pytest.fail("server did not start: " + proc.stdout.read().decode(errors="replace"))
+        raise
     yield url
     proc.terminate()
     proc.wait(10)

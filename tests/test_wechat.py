@@ -178,8 +178,16 @@ async def test_slow_answer_goes_through_the_customer_service_api(wechat):
     sent = await h.fake.wait_for(lambda f: f.sent(OWNER), what="the reply through the customer-service API")
     assert NUMBER.search(sent[0]) and len(await h.tickets()) == 1
     assert h.fake.tokens_issued == 1
-    async with h.app.sessionmaker() as s:
-        assert (await s.scalar(select(InboundReceipt.status))) == "queued"
+
+    async def receipt() -> str:
+        async with h.app.sessionmaker() as s:
+            return await s.scalar(select(InboundReceipt.status))
+
+    async def queued() -> bool:
+        return await receipt() == "queued"
+
+    # The receipt is marked once the reply is queued; the worker may have sent it a moment before that commits.
+    await wait_for(queued, what="the receipt marked queued", show=receipt)
 
 
 async def test_retry_while_the_first_is_still_running_gets_the_original_answer(wechat):

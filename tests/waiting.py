@@ -42,7 +42,7 @@ def describe(target: Any) -> str:
     return source if len(source) < 300 else source[:300] + "…"
 
 
-async def wait_for(target: Callable[[], Any] | Awaitable[Any], *, timeout: float = 10.0, what: str | None = None,
+async def wait_for(target: Callable[[], Any] | Awaitable[Any], *, timeout: float = 20.0, what: str | None = None,
                    on: Signal | None = None, show: Callable[[], Any] | None = None) -> Any:
     """Wait until `target` is done and return its value.
 
@@ -50,13 +50,13 @@ async def wait_for(target: Callable[[], Any] | Awaitable[Any], *, timeout: float
     function, e.g. a database query) — or an awaitable (e.g. `queue.join()`). `on`: a Signal fired when the
     condition may have changed (the condition is still looked at every POLL seconds, so a change nobody signals
     is seen too). On timeout: an AssertionError naming `what` (default: the condition's source) and, when given,
-    `show()` — the state the test would want to see.
+    `show()` (it may be a coroutine function) — the state the test would want to see.
     """
     if inspect.isawaitable(target):
         try:
             return await asyncio.wait_for(target, timeout)
         except asyncio.TimeoutError:
-            raise AssertionError(_failure(what or repr(target), timeout, show)) from None
+            raise AssertionError(await _failure(what or repr(target), timeout, show)) from None
     deadline = time.monotonic() + timeout
     while True:
         value = target()
@@ -66,15 +66,18 @@ async def wait_for(target: Callable[[], Any] | Awaitable[Any], *, timeout: float
             return value
         left = deadline - time.monotonic()
         if left <= 0:
-            raise AssertionError(_failure(what or describe(target), timeout, show))
+            raise AssertionError(await _failure(what or describe(target), timeout, show))
         if on is not None:
             await on.next(min(left, POLL * 5))
         else:
             await asyncio.sleep(min(left, POLL))
 
 
-def _failure(what: str, timeout: float, show: Callable[[], Any] | None) -> str:
+async def _failure(what: str, timeout: float, show: Callable[[], Any] | None) -> str:
     message = f"waited {timeout:g} s for: {what}"
     if show is not None:
-        message += f"\nstate: {show()!r}"
+        state = show()
+        if inspect.isawaitable(state):
+            state = await state
+        message += f"\nstate: {state!r}"
     return message

@@ -47,7 +47,7 @@ class FakeServer:
             await self.runner.cleanup()
             self.runner = None
 
-    async def wait_for(self, predicate, timeout: float = 10.0, what: str | None = None, show=None):  # noqa: ANN001, ANN201
+    async def wait_for(self, predicate, timeout: float = 20.0, what: str | None = None, show=None):  # noqa: ANN001, ANN201
         """tests.waiting.wait_for on this fake: `predicate(fake)`, looked at again after each request it handled."""
         return await wait_for(lambda: predicate(self), timeout=timeout, what=what or describe(predicate),
                               on=self.changed, show=show)

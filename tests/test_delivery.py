@@ -131,7 +131,7 @@ async def test_card_posted_once_then_edited_and_updates_merge(desk_engine, clock
 async def test_two_workers_send_every_message_exactly_once(desk_engine, clock):
     sm = desk_engine.sm
     first, second = Outlet(), Outlet()
-    first.delay = second.delay = 0.002
+    first.latency = second.latency = 0.002
     for chat in range(8):
         await queue(sm, clock, str(chat), [f"{chat}-{i}" for i in range(10)])
     workers = [Delivery(sm, clock, {"chat": first}), Delivery(sm, clock, {"chat": second})]

@@ -15,11 +15,11 @@ class Outlet:
         self.sent: list[tuple[str, str]] = []
         self.cards: dict[str, str] = {}
         self.failures: list[DeliveryError] = []
-        self.delay = 0.0
+        self.latency = 0.0  # seconds a send takes, as over a network (two workers' sends then overlap)
 
     async def _maybe_fail(self) -> None:
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        if self.latency:
+            await asyncio.sleep(self.latency)  # not a wait for anything: the time a send takes
         if self.failures:
             raise self.failures.pop(0)
 

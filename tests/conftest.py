@@ -1,4 +1,5 @@
-"""Fixtures: migrated databases (SQLite always, PostgreSQL when PROPDESK_TEST_DATABASE_URL is set), engines."""
+"""Fixtures: migrated databases (SQLite always, PostgreSQL when PROPDESK_TEST_DATABASE_URL is set), a conversation
+engine over each, the platform fakes, and propdesk running against them."""
 from __future__ import annotations
 
 import os
@@ -9,16 +10,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from bot.clock import FrozenClock
-from bot.conversation.engine import Engine, Sender
+from bot.app import App
+from bot.clock import Clock, FrozenClock
 from bot.desk.demo_seed import seed_demo
 from config.settings import Settings
-from handlers.messages import Inbound
 from models import Base
-from models.db import make_engine, make_sessionmaker, upgrade
+from models.db import make_engine, upgrade
+from tests.fakes.loopback import FakeServer
+from tests.helpers.dialog import Chat, make_desk
+from tests.running import Running
 
-PG_URL = os.environ.get("PROPDESK_TEST_DATABASE_URL")
-NO_PG = "PostgreSQL not configured: set PROPDESK_TEST_DATABASE_URL (CI does) to run this on PostgreSQL"
+from tests.helpers.databases import NO_PG, PG_URL  # noqa: E402
 
 
 def _run_in_thread(coro_fn) -> None:
@@ -68,7 +70,8 @@ def _sqlite_copy(template: Path, tmp_path: Path) -> str:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def db_url(request, tmp_path, sqlite_template):
-    """A migrated, empty database: every storage test runs on SQLite and on PostgreSQL."""
+    """A migrated, empty database of each kind: every test that stores anything runs on SQLite and on PostgreSQL
+    (skipped, saying so, when PROPDESK_TEST_DATABASE_URL is not set)."""
     if request.param == "sqlite":
         yield _sqlite_copy(sqlite_template, tmp_path)
         return
@@ -85,16 +88,8 @@ async def db_url(request, tmp_path, sqlite_template):
 
 @pytest.fixture
 async def sqlite_url(tmp_path, sqlite_template) -> str:
+    """A migrated SQLite database, for what only SQLite has (everything else takes `db_url`)."""
     return _sqlite_copy(sqlite_template, tmp_path)
-
-
-async def _make(url: str, clock: FrozenClock, settings: Settings | None = None):
-    engine = make_engine(url)
-    sm = make_sessionmaker(engine)
-    async with sm() as session, session.begin():
-        await seed_demo(session, today=clock.local().date())
-    settings = settings or Settings(database_url=url)
-    return engine, sm, Engine(sm, settings, clock=clock)
 
 
 @pytest.fixture
@@ -103,53 +98,68 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-async def desk_engine(sqlite_url, clock):
-    """An Engine over a seeded SQLite database (flows are storage-agnostic; see test_storage for PG)."""
-    engine, sm, eng = await _make(sqlite_url, clock)
+async def desk_engine(db_url, clock):
+    """A conversation Engine over a seeded database of each kind (SQLite, and PostgreSQL when configured); its
+    sessionmaker as `.sm`."""
+    engine, sm, eng = await make_desk(db_url, clock)
     eng.sm = sm
     yield eng
     await eng.close()
     await engine.dispose()
-
-
-@pytest.fixture
-async def any_engine(db_url, clock):
-    """An Engine over a seeded database of each kind."""
-    engine, sm, eng = await _make(db_url, clock)
-    eng.sm = sm
-    yield eng
-    await eng.close()
-    await engine.dispose()
-
-
-class Chat:
-    """A transcript helper: send messages as one owner and read the bot's answers."""
-
-    def __init__(self, engine: Engine, user: str = "u1", channel: str = "test", lang: str | None = "zh"):
-        self.engine = engine
-        self.sender = Sender(channel=channel, chat_id=user, user_id=user, display_name=user, lang_hint=lang)
-        self.last = []
-
-    async def send(self, text: str = "", **kw) -> str:
-        msg = Inbound(**kw) if kw else Inbound.text_or_command(text)
-        self.last = await self.engine.handle(self.sender, msg)
-        return "\n".join(r.text for r in self.last)
-
-    async def choose(self, choice_id: str) -> str:
-        offered = [c.id for r in self.last for c in r.choices]
-        assert choice_id in offered, f"{choice_id!r} not offered: {offered}"
-        return await self.send(kind="choice", choice=choice_id)
-
-    async def choose_like(self, prefix: str) -> str:
-        ids = [c.id for r in self.last for c in r.choices if c.id.startswith(prefix)]
-        assert ids, f"no choice starting {prefix!r}"
-        return await self.choose(ids[0])
-
-    @property
-    def choices(self) -> list[str]:
-        return [c.id for r in self.last for c in r.choices]
 
 
 @pytest.fixture
 def chat(desk_engine):
     return lambda user="u1", **kw: Chat(desk_engine, user, **kw)
+
+
+class Fakes:
+    """The platform fakes a test started: `api = await fakes.start(FakeBotAPI())`."""
+
+    def __init__(self) -> None:
+        self.started: list[FakeServer] = []
+
+    async def start(self, fake: FakeServer):  # noqa: ANN201 - the fake, started
+        await fake.start()
+        self.started.append(fake)
+        return fake
+
+    async def stop(self) -> None:
+        while self.started:
+            await self.started.pop().stop()
+
+
+@pytest.fixture
+async def fakes():
+    """Start platform fakes (fake Telegram Bot API, WeChat, WeCom) for a test; all stopped when it ends — after the
+    propdesk that talks to them, since `propdesk` depends on this fixture and so is torn down first."""
+    started = Fakes()
+    yield started
+    await started.stop()
+
+
+@pytest.fixture
+async def propdesk(db_url, tmp_path, fakes):
+    """Start propdesk for a test — its HTTP server on loopback, the given channels, its delivery worker — over the
+    test's database (seeded with the demo data once): `run = await propdesk([TelegramChannel], telegram_token=...)`.
+    Several calls make several workers over one database. All are stopped when the test ends, before the fakes."""
+    started: list[Running] = []
+
+    async def start(channels: list, prepare=None, clock=None, **settings) -> Running:  # noqa: ANN001
+        """`channels`: channel classes (each made with the App); `prepare(session)`: more data, with the seed;
+        `settings`: Settings fields beyond the database, the upload folder and a short delivery backoff."""
+        settings = {"database_url": db_url, "upload_dir": str(tmp_path / "up"), "delivery_backoff_seconds": 0.1,
+                    **settings}
+        app = App.create(Settings(**settings), clock=clock or Clock())
+        if not started:
+            async with app.sessionmaker() as s, s.begin():
+                await seed_demo(s)
+                if prepare is not None:
+                    await prepare(s)
+        running = await Running(app, [channel(app) for channel in channels]).start()
+        started.append(running)
+        return running
+
+    yield start
+    while started:
+        await started.pop().stop()

@@ -1,4 +1,5 @@
-"""propdesk running for a test: its aiohttp server on loopback, its channels, and its delivery worker."""
+"""propdesk running for a test: its aiohttp server on loopback, its channels, and its delivery worker. Tests get one
+from the `propdesk` fixture (conftest), which stops it before the platform fakes it talks to."""
 from __future__ import annotations
 
 import asyncio
@@ -10,11 +11,14 @@ from tests.fakes.loopback import serve
 
 
 class Running:
-    def __init__(self, app: App, channels: list, fakes: tuple = ()):
-        """`fakes`: the platform fakes the channels talk to, stopped after propdesk (which may still call them)."""
-        self.app, self.channels, self.fakes = app, channels, fakes
+    def __init__(self, app: App, channels: list):
+        self.app, self.channels = app, channels
         self.base = ""
         self._stop = asyncio.Event()
+
+    def channel(self, kind: type):  # noqa: ANN201
+        """The running channel of that class."""
+        return next(c for c in self.channels if isinstance(c, kind))
 
     async def start(self, interval: float = 0.05) -> "Running":
         self.runner, self.base = await serve(build_app(self.app, self.channels))
@@ -30,5 +34,3 @@ class Running:
             await channel.stop()
         await self.runner.cleanup()
         await self.app.close()
-        for fake in self.fakes:
-            await fake.stop()

@@ -1,15 +1,18 @@
 """File a repair by clicking through the page in headless Chromium (Debian's chromium driven by Playwright)."""
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
 import subprocess
 import sys
-import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.waiting import wait_for
 
 CHROMIUM = os.environ.get("PROPDESK_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,21 +40,22 @@ def server(tmp_path):
     output: list[str] = []
     threading.Thread(target=lambda: output.extend(iter(lambda: proc.stdout.readline().decode(errors="replace"), "")),
                      daemon=True).start()
-    deadline = time.time() + 30
-    import urllib.request
 
-    while time.time() < deadline:
+    def healthy() -> bool:
+        assert proc.poll() is None, "propdesk run exited: " + "".join(output)
         try:
-            if urllib.request.urlopen(url + "/healthz", timeout=1).status == 200:
-                break
+            return urllib.request.urlopen(url + "/healthz", timeout=1).status == 200
         except OSError:
-            time.sleep(0.2)
-    else:
+            return False
+
+    try:
+        asyncio.run(wait_for(healthy, timeout=30, what="propdesk run to answer /healthz"))
+    except AssertionError:
         proc.kill()
-        pytest.fail("server did not start: " + "".join(output))
+        raise
     # The demo logins `propdesk run` printed: role -> (phone, password).
-    while time.time() < deadline and not any("technician" in line for line in output):
-        time.sleep(0.05)
+    asyncio.run(wait_for(lambda: any("technician" in line for line in output), timeout=30,
+                         what="the demo logins printed by propdesk run"))
     logins = {p[0]: (p[p.index("phone") + 1], p[p.index("password") + 1]) for p in (line.split() for line in output)
               if len(p) > 4 and "password" in p and "phone" in p}
     yield url, logins

@@ -12,41 +12,12 @@ from bot.desk.staff_actions import act
 from bot.desk.ticket_service import TicketService
 from config.settings import Route, StaffGroup
 from models import OutboxMessage, PostedCard, TicketEvent
+from tests.fakes.outlet import Outlet
 
 GROUPS = {"repairs": StaffGroup(channel="chat", chat_id="-10"), "duty": StaffGroup(channel="chat", chat_id="-20"),
           "complaints": StaffGroup(channel="chat", chat_id="-30")}
 ROUTES = [Route(groups=["duty"], urgency=["emergency"]), Route(groups=["complaints"], kind=["complaint"]),
           Route(groups=["repairs"], kind=["repair"], estate=["SG"])]
-
-
-class Outlet:
-    """An in-process outlet that records what it was asked to send and fails on demand."""
-
-    channel = "chat"
-
-    def __init__(self):
-        self.sent: list[tuple[str, str]] = []
-        self.cards: dict[str, str] = {}
-        self.failures: list[DeliveryError] = []
-        self.delay = 0.0
-
-    async def _maybe_fail(self) -> None:
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        if self.failures:
-            raise self.failures.pop(0)
-
-    async def send(self, chat_id: str, payload: dict, reply_to: str | None = None) -> str:
-        await self._maybe_fail()
-        self.sent.append((chat_id, payload.get("text", "")))
-        return str(len(self.sent))
-
-    async def put_card(self, chat_id: str, card, message_id: str | None) -> str:  # noqa: ANN001
-        await self._maybe_fail()
-        self.sent.append((chat_id, f"card {card.number} {'edit' if message_id else 'new'}"))
-        message_id = message_id or f"m{len(self.cards) + 1}"
-        self.cards[message_id] = card.text
-        return message_id
 
 
 async def queue(sm, clock, chat_id: str, texts: list[str], priority: int = 0) -> None:  # noqa: ANN001
@@ -84,8 +55,8 @@ def test_routing_to_an_unknown_group_is_refused():
     assert Dispatch.from_settings(Settings(staff_groups=GROUPS, routes=ROUTES, default_group="repairs"))
 
 
-async def test_order_priority_and_retry_after(any_engine, clock):
-    sm, outlet = any_engine.sm, Outlet()
+async def test_order_priority_and_retry_after(desk_engine, clock):
+    sm, outlet = desk_engine.sm, Outlet()
     delivery = Delivery(sm, clock, {"chat": outlet}, backoff_seconds=10)
     await queue(sm, clock, "1", ["a", "b", "c"])
     await queue(sm, clock, "1", ["urgent"], priority=3)
@@ -100,8 +71,8 @@ async def test_order_priority_and_retry_after(any_engine, clock):
     assert [s for s, _, _ in await statuses(sm)] == ["sent"] * 4
 
 
-async def test_backoff_then_failed_for_good_is_recorded_on_the_ticket(any_engine, clock):
-    sm, outlet = any_engine.sm, Outlet()
+async def test_backoff_then_failed_for_good_is_recorded_on_the_ticket(desk_engine, clock):
+    sm, outlet = desk_engine.sm, Outlet()
     delivery = Delivery(sm, clock, {"chat": outlet}, max_attempts=3, backoff_seconds=5)
     async with sm() as s, s.begin():
         tk = await TicketService(s, clock).create(kind="repair", category="water", urgency="normal",
@@ -123,16 +94,16 @@ async def test_backoff_then_failed_for_good_is_recorded_on_the_ticket(any_engine
     assert len(events) == 1 and "chat:7" in events[0].note
 
 
-async def test_permanent_error_fails_at_once(any_engine, clock):
-    sm, outlet = any_engine.sm, Outlet()
+async def test_permanent_error_fails_at_once(desk_engine, clock):
+    sm, outlet = desk_engine.sm, Outlet()
     await queue(sm, clock, "9", ["blocked"])
     outlet.failures = [DeliveryError("Forbidden: bot was blocked by the user", permanent=True)]
     await Delivery(sm, clock, {"chat": outlet}).run_once()
     assert await statuses(sm) == [("failed", 1, "Forbidden: bot was blocked by the user")]
 
 
-async def test_card_posted_once_then_edited_and_updates_merge(any_engine, clock):
-    sm, outlet = any_engine.sm, Outlet()
+async def test_card_posted_once_then_edited_and_updates_merge(desk_engine, clock):
+    sm, outlet = desk_engine.sm, Outlet()
     dispatch = Dispatch({"repairs": GROUPS["repairs"]}, [])
     delivery = Delivery(sm, clock, {"chat": outlet})
     async with sm() as s, s.begin():
@@ -157,10 +128,10 @@ async def test_card_posted_once_then_edited_and_updates_merge(any_engine, clock)
     assert pending == []
 
 
-async def test_two_workers_send_every_message_exactly_once(any_engine, clock):
-    sm = any_engine.sm
+async def test_two_workers_send_every_message_exactly_once(desk_engine, clock):
+    sm = desk_engine.sm
     first, second = Outlet(), Outlet()
-    first.delay = second.delay = 0.002
+    first.latency = second.latency = 0.002
     for chat in range(8):
         await queue(sm, clock, str(chat), [f"{chat}-{i}" for i in range(10)])
     workers = [Delivery(sm, clock, {"chat": first}), Delivery(sm, clock, {"chat": second})]
@@ -173,10 +144,10 @@ async def test_two_workers_send_every_message_exactly_once(any_engine, clock):
         assert mine == sorted(mine, key=lambda t: int(t.split("-")[1]))
 
 
-async def test_assign_and_round_robin_dispatch(any_engine, clock):
+async def test_assign_and_round_robin_dispatch(desk_engine, clock):
     from models import Staff
 
-    sm = any_engine.sm
+    sm = desk_engine.sm
     async with sm() as s, s.begin():
         for name, phone in (("赵师傅", "13900000011"), ("钱师傅", "13900000012")):
             from bot.desk.staff_accounts import add_staff
@@ -204,7 +175,7 @@ async def test_assign_and_round_robin_dispatch(any_engine, clock):
     assert await new("electrical", "normal") == ("new", None)  # no rule: the group grabs it
 
 
-async def test_emergencies_after_hours_go_to_the_on_duty_group(any_engine, clock):
+async def test_emergencies_after_hours_go_to_the_on_duty_group(desk_engine, clock):
     from bot.desk.sla import load_sla
 
     dispatch = Dispatch(GROUPS, [Route(groups=["duty"], urgency=["emergency"], after_hours=True)],
@@ -212,7 +183,7 @@ async def test_emergencies_after_hours_go_to_the_on_duty_group(any_engine, clock
 
     async def groups_at(at: datetime, urgency: str) -> list[str]:
         clock.at = at
-        async with any_engine.sm() as s, s.begin():
+        async with desk_engine.sm() as s, s.begin():
             tk = await TicketService(s, clock, dispatch).create(kind="repair", category="gas", urgency=urgency,
                                                                 description="x", channel="test", reporter_id=None,
                                                                 actor="t")

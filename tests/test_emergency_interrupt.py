@@ -18,7 +18,7 @@ from config.i18n import t
 from handlers import router
 from handlers.messages import Inbound
 from models import Action, Conversation, Staff, Ticket, TicketEvent
-from tests.conftest import Chat
+from tests.helpers.dialog import Chat
 from tests.test_flow_repair import bind
 
 GAS = "楼道里好大一股煤气味"
@@ -457,20 +457,20 @@ async def test_the_flow_classifies_its_description_once(chat, monkeypatch):
     assert calls == [GAS, "电梯里有人被困"]
 
 
-async def test_interrupt_and_resume_on_each_database(any_engine):
+async def test_interrupt_and_resume_on_each_database(desk_engine):
     """The interrupted flow waits in the conversation's JSON data: the same on SQLite and PostgreSQL."""
-    c = Chat(any_engine, "db", channel="wechat")
+    c = Chat(desk_engine, "db", channel="wechat")
     await REPAIR_SUMMARY_STEPS(c)
     asked = question(c)
     out = await c.send(GAS + "！")
-    [gas] = await all_tickets(any_engine)
+    [gas] = await all_tickets(desk_engine)
     assert gas.number in out
     await c.choose("skip")
     await c.choose("skip")
     await c.choose("yes")
     assert question(c) == asked
     out = await c.choose("submit")
-    assert len(await all_tickets(any_engine)) == 2
+    assert len(await all_tickets(desk_engine)) == 2
 
 
 REPAIR_SUMMARY_STEPS = TABLE["repair.summary"].reach

@@ -11,9 +11,9 @@ from config.settings import Settings
 from models import Binding, FeeReminder, Identity, OutboxMessage, Residency
 
 
-async def test_due_and_arrears_reminders_once_outside_quiet_hours(any_engine, clock):
+async def test_due_and_arrears_reminders_once_outside_quiet_hours(desk_engine, clock):
     # The demo: each owner has a bill due on the 28th (in three days) and a parking bill overdue since last month.
-    app = App.create(Settings(database_url=any_engine.settings.database_url), clock=clock)
+    app = App.create(Settings(database_url=desk_engine.settings.database_url), clock=clock)
     try:
         async with app.sessionmaker() as s, s.begin():
             res = await s.scalar(select(Residency).order_by(Residency.id))
@@ -41,32 +41,32 @@ async def test_due_and_arrears_reminders_once_outside_quiet_hours(any_engine, cl
         await app.close()
 
 
-async def test_notice_reaches_owners_of_the_chosen_buildings_after_quiet_hours(any_engine, clock):
+async def test_notice_reaches_owners_of_the_chosen_buildings_after_quiet_hours(desk_engine, clock):
     from bot.jobs.notices import send_notice
 
-    settings = Settings(database_url=any_engine.settings.database_url)
-    async with any_engine.sm() as s, s.begin():
+    settings = Settings(database_url=desk_engine.settings.database_url)
+    async with desk_engine.sm() as s, s.begin():
         for res in (await s.scalars(select(Residency).order_by(Residency.id))).all():  # 3-2-1502, 1-1-101 (SG)
             s.add(Binding(person_id=res.person_id, unit_id=res.unit_id, status="active", created_at=clock.now()))
             s.add(Identity(channel="web", external_id=f"w-{res.person_id}", chat_id=f"w-{res.person_id}",
                            person_id=res.person_id, created_at=clock.now()))
-    async with any_engine.sm() as s, s.begin():
+    async with desk_engine.sm() as s, s.begin():
         assert await send_notice(s, settings, clock, estate="SG", buildings=["3"], text="明天9点至12点停水") == 1
         assert await send_notice(s, settings, clock, estate="SG", buildings=[], text="电梯检修") == 2
     clock.at = datetime(2026, 11, 25, 15, 0)  # 23:00 in Shanghai
-    async with any_engine.sm() as s, s.begin():
+    async with desk_engine.sm() as s, s.begin():
         await send_notice(s, settings, clock, estate="CH", buildings=["2"], text="夜间通知")
-    async with any_engine.sm() as s:
+    async with desk_engine.sm() as s:
         rows = (await s.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
     assert [r.chat_id for r in rows[:1]] == ["w-1"] and "停水" in rows[0].payload["text"]
     assert rows[-1].next_attempt_at == datetime(2026, 11, 26, 0, 0)  # held until 08:00 local
 
 
-async def test_managers_digest_once_a_day(any_engine, clock):
+async def test_managers_digest_once_a_day(desk_engine, clock):
     from bot.jobs.sweeps import managers_digest
     from bot.desk.ticket_service import TicketService
 
-    settings = Settings(database_url=any_engine.settings.database_url,
+    settings = Settings(database_url=desk_engine.settings.database_url,
                         staff_groups={"managers": {"channel": "telegram", "chat_id": "-9"}})
     app = App.create(settings, clock=clock)
     try:

@@ -1,11 +1,13 @@
 """Complaint, fees, my tickets, bind and language transcripts."""
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 
 from bot.desk.ticket_service import TicketService
 from models import Action, Binding, Staff, Ticket
-from tests.test_flow_repair import bind, tickets
+from tests.helpers.dialog import Press, bind, tickets, verify_dialog
 
 
 async def file_repair(c, text: str, place: str = "客厅") -> None:
@@ -84,14 +86,13 @@ async def test_binding_with_unknown_phone_waits_for_staff(chat, desk_engine):
 
 
 async def test_binding_rejects_garbage_then_accepts_chinese_format(chat):
-    c = chat()
-    await c.send("/bind")
-    await c.choose_like("estate:")
-    out = await c.send("我家在那边")
-    assert "没看懂" in out
-    await c.send("3栋2单元1502")
-    out = await c.send("138 0000 0001")
-    assert "绑定成功：3-2-1502" in out
+    await verify_dialog(chat(), [
+        ("/bind", None),
+        (Press("estate:", like=True), None),
+        ("我家在那边", "没看懂"),
+        ("3栋2单元1502", None),
+        ("138 0000 0001", "绑定成功：3-2-1502"),
+    ])
 
 
 async def test_unknown_unit_is_reported(chat):
@@ -164,15 +165,12 @@ async def test_owner_never_sees_another_owners_ticket(chat, desk_engine):
 
 
 async def test_language_switch_and_telegram_style_hint(chat):
-    c = chat("en-user", lang="en")
-    out = await c.send("/start")
-    assert "Choose a service" in out or "welcome" in out.lower()
-    out = await c.send("/lang")
-    assert "已切换为中文" in out
-    out = await c.send("English")
-    assert "Switched to English" in out
-    out = await c.send("/nonsense")
-    assert "Unknown command" in out
+    await verify_dialog(chat("en-user", lang="en"), [
+        ("/start", re.compile(r"Choose a service|[Ww]elcome")),  # Telegram's language hint: English
+        ("/lang", "已切换为中文"),
+        ("English", "Switched to English"),
+        ("/nonsense", "Unknown command"),
+    ])
 
 
 def test_merge_replies_folds_plain_texts_into_the_next():

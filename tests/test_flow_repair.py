@@ -3,19 +3,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from models import Attachment, Ticket, TicketEvent
-
-
-async def bind(c, unit="3-2-1502", phone="13800000001"):
-    await c.send("/bind")
-    await c.choose_like("estate:")
-    await c.send(unit)
-    return await c.send(phone)
-
-
-async def tickets(engine):
-    async with engine.sm() as s:
-        return (await s.scalars(select(Ticket).order_by(Ticket.id))).all()
+from config.settings import Settings
+from models import Attachment, TicketEvent
+from tests.helpers.dialog import Chat, Photo, bind, make_desk, tickets, verify_dialog
 
 
 async def test_full_repair_for_bound_owner(chat, desk_engine):
@@ -114,13 +104,12 @@ async def test_owner_picks_emergency_urgency(chat, desk_engine):
     assert tk.urgency == "emergency" and tk.number in out
 
 
-async def test_photo_first_then_text(chat, desk_engine):
-    c = chat()
-    await c.send("/repair")
-    out = await c.send(kind="photo", photo_ref="tg:file-1")
-    assert "文字" in out
-    out = await c.send("墙上有裂缝")
-    assert "房屋" in out
+async def test_photo_first_then_text(chat):
+    await verify_dialog(chat(), [
+        ("/repair", None),
+        (Photo("tg:file-1"), "文字"),  # a photo first: the words are still wanted
+        ("墙上有裂缝", "房屋"),
+    ])
 
 
 async def test_cancel_anywhere_and_unsupported_input_keeps_state(chat, desk_engine):
@@ -138,21 +127,20 @@ async def test_cancel_anywhere_and_unsupported_input_keeps_state(chat, desk_engi
     assert await tickets(desk_engine) == []
 
 
-async def test_typed_digit_answers_choices(chat, desk_engine):
-    c = chat()
-    await c.send("/start")
-    out = await c.send("1")  # 1 = repair on the numbered menu
-    assert "描述" in out
+async def test_typed_digit_answers_choices(chat):
+    await verify_dialog(chat(), [
+        ("/start", None),
+        ("1", "描述"),  # 1 = repair on the numbered menu
+    ])
 
 
 async def test_typed_option_words_answer_choices_without_their_emoji(chat):
-    c = chat()
-    await c.send("/start")
-    out = await c.send("我的工单")  # the menu shows "📋 我的工单"; a WeChat owner types the words
-    assert "还没有工单" in out
-    await c.send("/start")
-    out = await c.send(" 报修 ")
-    assert "描述" in out
+    await verify_dialog(chat(), [
+        ("/start", None),
+        ("我的工单", "还没有工单"),  # the menu shows "📋 我的工单"; a WeChat owner types the words
+        ("/start", None),
+        (" 报修 ", "描述"),
+    ])
 
 
 async def test_abandoned_flow_expires(chat, desk_engine, clock):
@@ -183,12 +171,9 @@ async def test_unknown_deep_link_just_welcomes(chat):
     assert "欢迎" in out
 
 
-async def test_the_delivery_worker_is_woken_only_after_a_step_that_queued_messages(sqlite_url, clock):
-    from config.settings import Settings
-    from tests.conftest import Chat, _make
-
-    settings = Settings(database_url=sqlite_url, staff_groups={"repairs": {"channel": "telegram", "chat_id": "-100"}})
-    db, _, engine = await _make(sqlite_url, clock, settings)
+async def test_the_delivery_worker_is_woken_only_after_a_step_that_queued_messages(db_url, clock):
+    settings = Settings(database_url=db_url, staff_groups={"repairs": {"channel": "telegram", "chat_id": "-100"}})
+    db, _, engine = await make_desk(db_url, clock, settings)
     woken: list[int] = []
     engine.on_queued = lambda: woken.append(1)
     c = Chat(engine)

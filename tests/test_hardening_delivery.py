@@ -101,8 +101,8 @@ class Outlet:
 GROUPS = {"repairs": StaffGroup(channel="chat", chat_id="-10"), "duty": StaffGroup(channel="chat", chat_id="-20")}
 
 
-async def test_an_unreachable_group_s_card_goes_to_the_on_duty_group(any_engine, clock):
-    sm, outlet = any_engine.sm, Outlet()
+async def test_an_unreachable_group_s_card_goes_to_the_on_duty_group(desk_engine, clock):
+    sm, outlet = desk_engine.sm, Outlet()
     dispatch = Dispatch({"repairs": GROUPS["repairs"]}, [])
     delivery = Delivery(sm, clock, {"chat": outlet}, fallback=("duty", GROUPS["duty"]), fallback_after_minutes=5)
     outlet.down.add("-10")
@@ -128,8 +128,8 @@ async def test_an_unreachable_group_s_card_goes_to_the_on_duty_group(any_engine,
     assert [c for c, _ in outlet.posts] == ["-20", "-10"]
 
 
-async def test_a_card_is_retried_until_its_ticket_closes_and_then_given_up(any_engine, clock):
-    sm, outlet = any_engine.sm, Outlet()
+async def test_a_card_is_retried_until_its_ticket_closes_and_then_given_up(desk_engine, clock):
+    sm, outlet = desk_engine.sm, Outlet()
     dispatch = Dispatch({"repairs": GROUPS["repairs"]}, [])
     delivery = Delivery(sm, clock, {"chat": outlet})
     outlet.down.add("-10")
@@ -152,8 +152,8 @@ async def test_a_card_is_retried_until_its_ticket_closes_and_then_given_up(any_e
         assert set((await s.scalars(select(OutboxMessage.status))).all()) == {"failed"}
 
 
-async def test_a_dead_chat_worker_is_logged_and_restarted(any_engine, clock, caplog):
-    sm, outlet = any_engine.sm, Outlet()
+async def test_a_dead_chat_worker_is_logged_and_restarted(desk_engine, clock, caplog):
+    sm, outlet = desk_engine.sm, Outlet()
     delivery = Delivery(sm, clock, {"chat": outlet})
     async with sm() as s, s.begin():
         s.add(OutboxMessage.new("chat", "7", {"text": "hello"}, at=clock.now()))
@@ -173,8 +173,8 @@ async def test_a_dead_chat_worker_is_logged_and_restarted(any_engine, clock, cap
     assert await delivery.run_once() == 1 and outlet.posts == [("7", "hello")]
 
 
-async def test_a_card_is_not_posted_twice_when_its_post_outlasts_the_lease(any_engine, clock):
-    sm, outlet = any_engine.sm, Outlet()
+async def test_a_card_is_not_posted_twice_when_its_post_outlasts_the_lease(desk_engine, clock):
+    sm, outlet = desk_engine.sm, Outlet()
     dispatch = Dispatch({"repairs": GROUPS["repairs"]}, [])
     first = Delivery(sm, clock, {"chat": outlet}, lease_seconds=0.2)
     second = Delivery(sm, clock, {"chat": outlet}, lease_seconds=0.2)

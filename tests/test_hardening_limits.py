@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from config.settings import Settings
 from models import JobRun, OutboxMessage, Ticket, TicketEvent
-from tests.conftest import Chat, _make
+from tests.helpers.dialog import Chat, make_desk
 from tests.test_flow_repair import bind
 
 
@@ -41,7 +41,7 @@ async def count(engine, model=Ticket, *where) -> int:  # noqa: ANN001
 async def limited_engine(db_url, clock, **limits):  # noqa: ANN001
     settings = Settings(database_url=db_url, staff_groups={"duty": {"channel": "telegram", "chat_id": "-20"}},
                         default_group="duty", **limits)
-    engine, sm, eng = await _make(db_url, clock, settings)
+    engine, sm, eng = await make_desk(db_url, clock, settings)
     eng.sm = sm
     return engine, eng
 

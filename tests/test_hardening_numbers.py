@@ -22,8 +22,8 @@ def test_one_definition_for_four_and_five_digit_sequences():
     assert "(" not in NUMBER_RE.replace("(?:", "")  # no capturing group: usable inside route patterns
 
 
-async def test_the_ten_thousandth_ticket_of_a_day(any_engine, clock):
-    async with any_engine.sm() as s, s.begin():
+async def test_the_ten_thousandth_ticket_of_a_day(desk_engine, clock):
+    async with desk_engine.sm() as s, s.begin():
         tk = await TicketService(s, clock).create(kind="repair", category="water", urgency="normal",
                                                   description="x", channel="test", reporter_id=None, actor="t")
         await s.execute(update(TicketCounter).values(last=9999))

@@ -1,11 +1,6 @@
 """Roster and bill imports (CSV, .xlsx, all-or-nothing), `propdesk db upgrade`, and the expiry sweep."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from sqlalchemy import func, select
 
@@ -16,10 +11,9 @@ from bot.jobs.sweeps import expire_conversations
 from config.settings import Settings
 from handlers.messages import Inbound
 from models import Bill, Conversation, OutboxMessage, Person, Residency, Unit
+from tests.helpers.dialog import make_desk
 from models.db import make_engine, make_sessionmaker
-
-ROOT = Path(__file__).resolve().parents[1]
-
+from tests.helpers.cli import run_cli
 
 async def count(sm, model):
     async with sm() as s:
@@ -106,31 +100,24 @@ async def test_bad_bill_amounts_are_refused(sm, tmp_path):
     assert await count(sm, Bill) == 0
 
 
-def _cli(*args, cwd, env=None):
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
-
-
 def test_cli_db_upgrade_and_import(tmp_path):
     env = {"PROPDESK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"}
-    r = _cli("db", "upgrade", cwd=tmp_path, env=env)
+    r = run_cli("db", "upgrade", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr
     bad = tmp_path / "bad.csv"
     bad.write_text("estate,unit,name,phone\nGH,1-1-101,A,13700000001\nGH,??,B,13700000002\n", encoding="utf-8")
-    r = _cli("import", "owners", str(bad), cwd=tmp_path, env=env)
+    r = run_cli("import", "owners", str(bad), cwd=tmp_path, env=env)
     assert r.returncode == 2 and "row 3" in r.stderr and "nothing was changed" in r.stderr
     good = tmp_path / "good.csv"
     good.write_text("estate,unit,name,phone\nGH,1-1-101,A,13700000001\n", encoding="utf-8")
-    r = _cli("import", "owners", str(good), cwd=tmp_path, env=env)
+    r = run_cli("import", "owners", str(good), cwd=tmp_path, env=env)
     assert r.returncode == 0 and "1 rows imported" in r.stdout
-    r = _cli("import", "owners", str(tmp_path / "missing.csv"), cwd=tmp_path, env=env)
+    r = run_cli("import", "owners", str(tmp_path / "missing.csv"), cwd=tmp_path, env=env)
     assert r.returncode == 2 and "cannot read" in r.stderr
 
 
 async def test_expiry_sweep_tells_the_owner(db_url, clock):
-    from tests.conftest import _make
-
-    engine, sm_, eng = await _make(db_url, clock)
+    engine, sm_, eng = await make_desk(db_url, clock)
     app = App(settings=Settings(database_url=db_url), db=engine, sessionmaker=sm_, engine=eng, clock=clock)
     await eng.handle(Sender("web", "w-abandon", "w-abandon"), Inbound.text_or_command("/repair"))
     assert await expire_conversations(app) == 0

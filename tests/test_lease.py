@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from bot.ops.lease import Lease
 from models.db import make_engine
-from tests.conftest import NO_PG, PG_URL
+from tests.helpers.databases import NO_PG, PG_URL
 
 
 @pytest.mark.skipif(not PG_URL, reason=NO_PG)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
-from bot.desk import escalation
 from bot.app import App
 from bot.delivery.outbox_worker import Delivery
 from bot.desk.staff_actions import act
@@ -18,16 +18,42 @@ from bot.jobs.sweeps import sla_sweep
 from bot.desk.ticket_service import TicketService
 from config.settings import Settings
 from models import OutboxMessage, Ticket, TicketEvent
-from tests.test_delivery import Outlet
+from tests.fakes.outlet import Outlet
 
 GROUPS = {"team": {"channel": "chat", "chat_id": "-1"}, "supervisors": {"channel": "chat", "chat_id": "-2"},
           "managers": {"channel": "chat", "chat_id": "-3"}}
 
 
-async def test_a_day_with_two_workers_and_a_crash(any_engine, clock, monkeypatch):
-    if not any_engine.settings.database_url.startswith("postgresql"):
+class WorkerDied(Exception):
+    pass
+
+
+@contextmanager
+def worker_dies_before_commit(worker: App):
+    """While inside: the worker's COMMITs fail (as if it died just before). Yields the writes it attempted."""
+    sync_engine = worker.db.sync_engine
+    written: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE")):
+            written.append(statement)
+
+    def die(conn) -> None:  # noqa: ANN001
+        raise WorkerDied
+
+    event.listen(sync_engine, "before_cursor_execute", note)
+    event.listen(sync_engine, "commit", die)
+    try:
+        yield written
+    finally:
+        event.remove(sync_engine, "commit", die)
+        event.remove(sync_engine, "before_cursor_execute", note)
+
+
+async def test_a_day_with_two_workers_and_a_crash(desk_engine, clock):
+    if not desk_engine.settings.database_url.startswith("postgresql"):
         pytest.skip("several workers share one PostgreSQL; SQLite deployments run one worker")
-    settings = Settings(database_url=any_engine.settings.database_url, staff_groups=GROUPS, default_group="team")
+    settings = Settings(database_url=desk_engine.settings.database_url, staff_groups=GROUPS, default_group="team")
     workers = [App.create(settings, clock=clock) for _ in range(2)]
     outlets = [Outlet(), Outlet()]
     deliveries = [Delivery(w.sessionmaker, clock, {"chat": o}) for w, o in zip(workers, outlets)]
@@ -51,17 +77,13 @@ async def test_a_day_with_two_workers_and_a_crash(any_engine, clock, monkeypatch
                         await act(s, clock, number=tk.number, staff_id=1, action=action,
                                   dispatch=worker.engine.dispatch)
             if step == 100:
-                # Worker 1 dies in the middle of a sweep: its transaction never commits.
-                real = escalation.check
-
-                async def dying(svc, ticket, now, lang="zh"):  # noqa: ANN001
-                    await real(svc, ticket, now, lang)
-                    raise asyncio.CancelledError
-
-                monkeypatch.setattr(escalation, "check", dying)
-                with pytest.raises(asyncio.CancelledError):
-                    await sla_sweep(workers[1])
-                monkeypatch.setattr(escalation, "check", real)
+                # Worker 1 dies in the middle of a sweep, after its escalations and before its COMMIT: the
+                # transaction never commits (SQLAlchemy's own commit event on that worker's engine raises).
+                with worker_dies_before_commit(workers[1]) as written:
+                    with pytest.raises(WorkerDied):
+                        await sla_sweep(workers[1])
+                assert any("outbox_messages" in w or "ticket_events" in w for w in written), \
+                    "the sweep that died had escalations to lose"
             await asyncio.gather(sla_sweep(workers[0]), sla_sweep(workers[1]))
             await asyncio.gather(*(d.run_once() for d in deliveries))
             clock.advance(minutes=5)

@@ -8,13 +8,13 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import App
-from bot.desk.routing import Dispatch
 from bot.desk.sla import Calendar, load_sla
 from bot.desk.staff_actions import act
 from bot.jobs.sweeps import sla_sweep
 from bot.desk.ticket_service import TicketService
 from config.settings import Settings, StaffGroup
 from models import OutboxMessage, Ticket, TicketEvent
+from tests.helpers.dialog import Chat
 
 NUMBER_RE = __import__("re").compile(r"BX-\d{8}-\d{4}")
 GROUPS = {"team": StaffGroup(channel="chat", chat_id="-1"), "supervisors": StaffGroup(channel="chat", chat_id="-2"),
@@ -49,9 +49,9 @@ def test_policies_come_from_the_config():
 
 
 @pytest.fixture
-async def desk(any_engine, clock):
+async def desk(desk_engine, clock):
     """An app over a seeded database with three staff groups (team, supervisors, managers)."""
-    settings = Settings(database_url=any_engine.settings.database_url, staff_groups=GROUPS,
+    settings = Settings(database_url=desk_engine.settings.database_url, staff_groups=GROUPS,
                         default_group="team")
     app = App.create(settings, clock=clock)
     yield app
@@ -299,8 +299,6 @@ async def test_merging_a_duplicate_keeps_both_owners_informed(desk, clock):
 
 
 async def test_not_fixed_reopens_to_the_supervisors(desk, clock):
-    from tests.conftest import Chat
-
     chat = Chat(desk.engine, "owner-x", channel="test")
     out = await chat.send("电梯困人了，快来")
     number = NUMBER_RE.search(out).group(0)

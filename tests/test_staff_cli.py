@@ -7,25 +7,25 @@ from sqlalchemy import select
 
 from bot.desk.staff_accounts import add_staff, staff_of
 from models import Identity
-from tests.test_import_cli import _cli
+from tests.helpers.cli import run_cli
 
 
 def test_staff_add_code_list_and_qrcode(tmp_path):
     env = {"PROPDESK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"}
-    r = _cli("staff", "add", "赵师傅", "13911112222", "--trade", "electrician", cwd=tmp_path, env=env)
+    r = run_cli("staff", "add", "赵师傅", "13911112222", "--trade", "electrician", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr
     first = re.search(r"/link ([A-Z0-9]{8})", r.stdout).group(1)
-    r = _cli("staff", "code", "13911112222", cwd=tmp_path, env=env)
+    r = run_cli("staff", "code", "13911112222", cwd=tmp_path, env=env)
     assert r.returncode == 0 and re.search(r"/link ([A-Z0-9]{8})", r.stdout).group(1) != first
-    r = _cli("staff", "code", "10000000000", cwd=tmp_path, env=env)
+    r = run_cli("staff", "code", "10000000000", cwd=tmp_path, env=env)
     assert r.returncode == 2 and "no staff member" in r.stderr
-    r = _cli("staff", "list", cwd=tmp_path, env=env)
+    r = run_cli("staff", "list", cwd=tmp_path, env=env)
     assert "赵师傅\t13911112222\ttechnician\telectrician" in r.stdout
-    r = _cli("qrcode", "sg-lift-3a", "--bot", "@propdesk_bot", "--out", str(tmp_path / "qr"), cwd=tmp_path, env=env)
+    r = run_cli("qrcode", "sg-lift-3a", "--bot", "@propdesk_bot", "--out", str(tmp_path / "qr"), cwd=tmp_path, env=env)
     assert r.returncode == 0 and "https://t.me/propdesk_bot?start=sg-lift-3a" in r.stdout
     assert (tmp_path / "qr" / "sg-lift-3a.png").read_bytes().startswith(b"\x89PNG")
-    assert _cli("qrcode", "nowhere", "--bot", "b", cwd=tmp_path, env=env).returncode == 2
-    assert _cli("qrcode", cwd=tmp_path, env=env).returncode == 2
+    assert run_cli("qrcode", "nowhere", "--bot", "b", cwd=tmp_path, env=env).returncode == 2
+    assert run_cli("qrcode", cwd=tmp_path, env=env).returncode == 2
 
 
 async def test_link_code_links_once_and_expires(chat, desk_engine, clock):
@@ -46,25 +46,18 @@ async def test_link_code_links_once_and_expires(chat, desk_engine, clock):
 
 
 def test_staff_password_for_the_mobile_page(tmp_path):
-    import subprocess
-    import sys
-
-    from tests.test_import_cli import ROOT
-
     env = {"PROPDESK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"}
-    assert _cli("staff", "add", "赵师傅", "13911112222", cwd=tmp_path, env=env).returncode == 0
-    r = _cli("staff", "password", "13911112222", "--password", "short", cwd=tmp_path, env=env)
+    assert run_cli("staff", "add", "赵师傅", "13911112222", cwd=tmp_path, env=env).returncode == 0
+    r = run_cli("staff", "password", "13911112222", "--password", "short", cwd=tmp_path, env=env)
     assert r.returncode == 2 and "8 characters" in r.stderr
-    piped = subprocess.run([sys.executable, "-m", "bot.cli", "staff", "password", "13911112222"], cwd=tmp_path,
-                           input="correct horse\n", capture_output=True, text=True,
-                           env={**__import__("os").environ, "PYTHONPATH": str(ROOT), **env})
+    piped = run_cli("staff", "password", "13911112222", cwd=tmp_path, env=env, stdin="correct horse\n")
     assert piped.returncode == 0 and "password set" in piped.stdout
-    assert _cli("staff", "password", "10000000000", "--password", "long enough", cwd=tmp_path,
+    assert run_cli("staff", "password", "10000000000", "--password", "long enough", cwd=tmp_path,
                 env=env).returncode == 2
 
 
 def test_notice_cli(tmp_path):
     env = {"PROPDESK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"}
-    r = _cli("notice", "--estate", "SG", "--building", "3", "明天", "停水", cwd=tmp_path, env=env)
+    r = run_cli("notice", "--estate", "SG", "--building", "3", "明天", "停水", cwd=tmp_path, env=env)
     assert r.returncode == 0 and "queued to 0 chat account(s)" in r.stdout
-    assert _cli("notice", "--estate", "SG", "x" * 1001, cwd=tmp_path, env=env).returncode == 2
+    assert run_cli("notice", "--estate", "SG", "x" * 1001, cwd=tmp_path, env=env).returncode == 2

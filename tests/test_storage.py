@@ -10,6 +10,7 @@ from bot.conversation.engine import Sender
 from bot.desk.ticket_service import TicketService
 from handlers.messages import Inbound
 from models import Action, Base, Conversation, OutboxMessage, Staff, Ticket, TicketEvent, TransitionError
+from tests.helpers.dialog import make_desk
 from models.db import downgrade, make_engine, make_sessionmaker, upgrade
 
 
@@ -26,15 +27,15 @@ async def test_migrations_create_every_model_table_and_downgrade(db_url):
     await engine.dispose()
 
 
-async def test_ticket_numbers_unique_under_concurrency(any_engine):
+async def test_ticket_numbers_unique_under_concurrency(desk_engine):
     """Two 'workers' (separate engines and pools) create tickets at once: no number repeats."""
-    url = any_engine.settings.database_url
+    url = desk_engine.settings.database_url
     engines = [make_engine(url) for _ in range(2)]
     makers = [make_sessionmaker(e) for e in engines]
 
     async def create(i: int) -> str:
         async with makers[i % 2]() as s, s.begin():
-            tk = await TicketService(s, any_engine.clock).create(
+            tk = await TicketService(s, desk_engine.clock).create(
                 kind="repair", category="water", urgency="normal", description=f"leak {i}", channel="test",
                 reporter_id=None, actor="test")
             return tk.number
@@ -46,28 +47,28 @@ async def test_ticket_numbers_unique_under_concurrency(any_engine):
         await e.dispose()
 
 
-async def test_daily_sequence_restarts_and_prefix_per_kind(any_engine):
-    async with any_engine.sm() as s, s.begin():
-        svc = TicketService(s, any_engine.clock)
+async def test_daily_sequence_restarts_and_prefix_per_kind(desk_engine):
+    async with desk_engine.sm() as s, s.begin():
+        svc = TicketService(s, desk_engine.clock)
         a = await svc.create(kind="repair", category="water", urgency="low", description="a", channel="t",
                              reporter_id=None, actor="t")
         b = await svc.create(kind="complaint", category="noise", urgency="normal", description="b", channel="t",
                              reporter_id=None, actor="t")
-    any_engine.clock.advance(days=1)
-    async with any_engine.sm() as s, s.begin():
-        c = await TicketService(s, any_engine.clock).create(kind="repair", category="water", urgency="low",
+    desk_engine.clock.advance(days=1)
+    async with desk_engine.sm() as s, s.begin():
+        c = await TicketService(s, desk_engine.clock).create(kind="repair", category="water", urgency="low",
                                                             description="c", channel="t", reporter_id=None,
                                                             actor="t")
     assert (a.number, b.number, c.number) == ("BX-20261125-0001", "TS-20261125-0001", "BX-20261126-0001")
 
 
-async def test_transitions_write_the_audit_trail_and_notify_the_owner(any_engine):
+async def test_transitions_write_the_audit_trail_and_notify_the_owner(desk_engine):
     sender = Sender("web", "owner-1", "owner-1", "Owner")
-    await any_engine.handle(sender, Inbound.text_or_command("楼道里有很浓的煤气味，快来人"))
-    async with any_engine.sm() as s, s.begin():
+    await desk_engine.handle(sender, Inbound.text_or_command("楼道里有很浓的煤气味，快来人"))
+    async with desk_engine.sm() as s, s.begin():
         tk = (await s.scalars(select(Ticket))).one()
         staff = (await s.scalars(select(Staff))).first()
-        svc = TicketService(s, any_engine.clock)
+        svc = TicketService(s, desk_engine.clock)
         await svc.transition(tk, Action.CLAIM, f"staff:{staff.id}", assignee_id=staff.id)
         await svc.transition(tk, Action.START, f"staff:{staff.id}")
         with pytest.raises(TransitionError):
@@ -75,7 +76,7 @@ async def test_transitions_write_the_audit_trail_and_notify_the_owner(any_engine
         with pytest.raises(ValueError):
             await svc.transition(tk, Action.REJECT, f"staff:{staff.id}", note="  ")
         await svc.transition(tk, Action.RESOLVE, f"staff:{staff.id}", "关了阀门，换了软管")
-    async with any_engine.sm() as s:
+    async with desk_engine.sm() as s:
         events = (await s.scalars(select(TicketEvent).order_by(TicketEvent.id))).all()
         assert [(e.action, e.from_status, e.to_status) for e in events] == [
             ("create", None, "new"), ("claim", "new", "assigned"), ("start", "assigned", "in_progress"),
@@ -87,9 +88,7 @@ async def test_transitions_write_the_audit_trail_and_notify_the_owner(any_engine
 
 
 async def test_conversation_state_survives_a_restart(db_url, clock):
-    from tests.conftest import _make
-
-    engine, sm, eng = await _make(db_url, clock)
+    engine, sm, eng = await make_desk(db_url, clock)
     sender = Sender("web", "c1", "c1")
     await eng.handle(sender, Inbound.text_or_command("/repair"))
     await eng.close()
@@ -109,40 +108,40 @@ async def test_conversation_state_survives_a_restart(db_url, clock):
     await engine2.dispose()
 
 
-async def test_a_message_survives_the_database_dropping_its_connections(any_engine, caplog):
+async def test_a_message_survives_the_database_dropping_its_connections(desk_engine, caplog):
     """PostgreSQL restarts (its connections are killed): the next message still goes through, once."""
     from sqlalchemy import text
 
-    if not any_engine.settings.database_url.startswith("postgresql"):
+    if not desk_engine.settings.database_url.startswith("postgresql"):
         pytest.skip("connection loss is a PostgreSQL matter here")
     sender = Sender(channel="test", chat_id="c1", user_id="c1")
-    assert await any_engine.handle(sender, Inbound.text_or_command("/start"))
-    killer = make_engine(any_engine.settings.database_url)
+    assert await desk_engine.handle(sender, Inbound.text_or_command("/start"))
+    killer = make_engine(desk_engine.settings.database_url)
     async with killer.connect() as conn:
         await conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
     await killer.dispose()
-    replies = await any_engine.handle(sender, Inbound.text_or_command("楼道里好大一股煤气味"))
+    replies = await desk_engine.handle(sender, Inbound.text_or_command("楼道里好大一股煤气味"))
     assert "BX-" in replies[0].text
     assert "running the message again" in caplog.text
-    async with any_engine.sm() as s:
+    async with desk_engine.sm() as s:
         assert await s.scalar(select(func.count()).select_from(Ticket)) == 1
 
 
-async def test_two_first_messages_of_a_new_owner_at_once_make_one_account(any_engine):
+async def test_two_first_messages_of_a_new_owner_at_once_make_one_account(desk_engine):
     """Two workers (separate pools) take a new owner's first two messages at the same moment: both are answered,
     and the owner has one account and one conversation."""
     from bot.conversation.engine import Engine
     from models import Identity, Person
 
-    url = any_engine.settings.database_url
+    url = desk_engine.settings.database_url
     engines = [make_engine(url) for _ in range(2)]
-    workers = [Engine(make_sessionmaker(e), any_engine.settings, clock=any_engine.clock) for e in engines]
+    workers = [Engine(make_sessionmaker(e), desk_engine.settings, clock=desk_engine.clock) for e in engines]
     sender = Sender(channel="test", chat_id="new-1", user_id="new-1", display_name="新业主")
     answers = await asyncio.gather(workers[0].handle(sender, Inbound.text_or_command("你好")),
                                    workers[1].handle(sender, Inbound.text_or_command("菜单")))
     assert all(answers)
-    async with any_engine.sm() as s:
+    async with desk_engine.sm() as s:
         assert await s.scalar(select(func.count()).select_from(Identity).where(Identity.external_id == "new-1")) == 1
         assert await s.scalar(select(func.count()).select_from(Person).where(Person.name == "新业主")) == 1
         assert await s.scalar(select(func.count()).select_from(Conversation)

@@ -13,13 +13,12 @@ from telegram.error import NetworkError, TimedOut
 from bot.channels.telegram.transport import AiohttpRequest
 from tests.fakes import telegram_api as tg
 from tests.fakes.loopback import serve
+from tests.waiting import wait_for
 
 
 @pytest.fixture
-async def fake():
-    api = await tg.FakeBotAPI().start()
-    yield api
-    await api.stop()
+async def fake(fakes):
+    return await fakes.start(tg.FakeBotAPI())
 
 
 def bot_for(base: str, token: str, **request) -> Bot:
@@ -40,10 +39,12 @@ async def test_calls_texts_and_uploads(fake):
 
 
 async def test_a_slow_api_times_out_and_a_dead_one_is_a_network_error():
+    timed_out = asyncio.Event()
+
     async def slow(request: web.Request) -> web.Response:
         if request.match_info["method"] == "getMe":
             return web.json_response({"ok": True, "result": tg.BOT})
-        await asyncio.sleep(2)
+        await wait_for(timed_out.wait(), what="the client to give up")  # answers only after it did
         return web.json_response({"ok": True, "result": True})
 
     app = web.Application()
@@ -54,6 +55,7 @@ async def test_a_slow_api_times_out_and_a_dead_one_is_a_network_error():
             with pytest.raises(TimedOut):
                 await bot.delete_webhook()
     finally:
+        timed_out.set()
         await runner.cleanup()
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))

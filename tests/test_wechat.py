@@ -12,13 +12,11 @@ from sqlalchemy import func, select
 
 from bot.app import App
 from bot.channels.wechat.channel import WeChatChannel, split_bytes
-from bot.clock import Clock
-from bot.desk.demo_seed import seed_demo
 from bot.desk.staff_actions import act
-from config.settings import Settings
 from models import Identity, InboundReceipt, Ticket, TicketEvent
 from tests.fakes import wechat as wx
-from tests.running import Running
+from tests.helpers.cli import run_cli
+from tests.waiting import wait_for
 
 OWNER = "o-owner-0001"
 NUMBER = re.compile(r"(?:BX|TS)-\d{8}-\d{4}")
@@ -49,33 +47,20 @@ class Harness:
 
 
 @pytest.fixture
-async def wechat(tmp_path, db_url):
+async def wechat(propdesk, fakes):
     """Harnesses over one database (SQLite and PostgreSQL): several make a second worker."""
-    started = []
-    seeded = []
 
     async def make(**overrides) -> Harness:
-        fake = await wx.FakeWeChat(timeout=overrides.pop("fake_timeout", 3.0)).start()
-        settings = Settings(**{"database_url": db_url, "wechat_token": wx.TOKEN, "wechat_app_id": wx.APP_ID,
-                               "wechat_app_secret": wx.APP_SECRET, "wechat_aes_key": wx.AES_KEY,
-                               "wechat_api_base_url": fake.url, "wechat_mp_base_url": fake.url,
-                               "wechat_reply_within_seconds": 1.0, "delivery_backoff_seconds": 0.1,
-                               "upload_dir": str(tmp_path / "up"), **overrides})
-        app = App.create(settings, clock=Clock())
-        if not seeded:
-            async with app.sessionmaker() as s, s.begin():
-                await seed_demo(s)
-            seeded.append(True)
-        channel = WeChatChannel(app)
-        running = await Running(app, [channel], fakes=(fake,)).start()
-        h = Harness(fake, app, running.base + "/wechat")
-        h.channel = channel
-        started.append(running)
+        fake = await fakes.start(wx.FakeWeChat(timeout=overrides.pop("fake_timeout", 3.0)))
+        run = await propdesk([WeChatChannel], **{
+            "wechat_token": wx.TOKEN, "wechat_app_id": wx.APP_ID, "wechat_app_secret": wx.APP_SECRET,
+            "wechat_aes_key": wx.AES_KEY, "wechat_api_base_url": fake.url, "wechat_mp_base_url": fake.url,
+            "wechat_reply_within_seconds": 1.0, **overrides})
+        h = Harness(fake, run.app, run.base + "/wechat")
+        h.channel = run.channel(WeChatChannel)
         return h
 
-    yield make
-    for running in started:
-        await running.stop()
+    return make
 
 
 async def test_url_verification_echoes_only_with_a_valid_signature(wechat):
@@ -187,23 +172,29 @@ async def test_two_workers_receiving_the_same_message_make_one_ticket(wechat):
 async def test_slow_answer_goes_through_the_customer_service_api(wechat):
     h = await wechat(wechat_reply_within_seconds=0.2)
     real = h.app.engine.handle
+    answered = asyncio.Event()
 
     async def slow(sender, msg, hooks=None):  # noqa: ANN001
-        await asyncio.sleep(0.6)
+        await wait_for(answered.wait(), what="WeChat's request to be answered")  # the flow outlasts the request
         return await real(sender, msg, hooks)
 
     h.app.engine.handle = slow
     delivery = await h.fake.push(h.url, h.fake.text(OWNER, "电梯困人了，快来"), "safe")
+    answered.set()
     assert delivery.attempts == [(200, "success")]  # answered in time, so WeChat does not retry
-    for _ in range(100):
-        if h.fake.sent(OWNER):
-            break
-        await asyncio.sleep(0.05)
-    sent = h.fake.sent(OWNER)
-    assert sent and NUMBER.search(sent[0]) and len(await h.tickets()) == 1
+    sent = await h.fake.wait_for(lambda f: f.sent(OWNER), what="the reply through the customer-service API")
+    assert NUMBER.search(sent[0]) and len(await h.tickets()) == 1
     assert h.fake.tokens_issued == 1
-    async with h.app.sessionmaker() as s:
-        assert (await s.scalar(select(InboundReceipt.status))) == "queued"
+
+    async def receipt() -> str:
+        async with h.app.sessionmaker() as s:
+            return await s.scalar(select(InboundReceipt.status))
+
+    async def queued() -> bool:
+        return await receipt() == "queued"
+
+    # The receipt is marked once the reply is queued; the worker may have sent it a moment before that commits.
+    await wait_for(queued, what="the receipt marked queued", show=receipt)
 
 
 async def test_retry_while_the_first_is_still_running_gets_the_original_answer(wechat):
@@ -212,10 +203,15 @@ async def test_retry_while_the_first_is_still_running_gets_the_original_answer(w
     h = await wechat(wechat_reply_within_seconds=2.0, fake_timeout=0.5)
     real = h.app.engine.handle
     runs = []
+    calls = []
+    retried = asyncio.Event()
 
     async def slow(sender, msg, hooks=None):  # noqa: ANN001
-        if not runs:
-            await asyncio.sleep(0.8)  # only the first delivery is slow
+        calls.append(msg)
+        if len(calls) == 1:  # only the first delivery is slow: it goes on once WeChat has retried
+            await wait_for(retried.wait(), what="WeChat to retry the message")
+        else:
+            retried.set()
         result = await real(sender, msg, hooks)
         runs.append(result is not None)
         return result
@@ -236,10 +232,8 @@ async def test_quota_then_template_and_45015(wechat):
         async with h.app.sessionmaker() as s, s.begin():
             await act(s, h.app.clock, number=number, staff_id=1, action="comment", note=f"进展 {i}")
         h.app.wake_delivery()
-    for _ in range(100):
-        if len(h.fake.sent(OWNER)) == 5 and h.fake.templates(OWNER):
-            break
-        await asyncio.sleep(0.05)
+    await h.fake.wait_for(lambda f: len(f.sent(OWNER)) == 5 and f.templates(OWNER),
+                          what="five customer-service messages and a template", show=lambda: h.fake.calls)
     assert len(h.fake.sent(OWNER)) == 5 and "进展 4" in h.fake.sent(OWNER)[-1]
     [template] = h.fake.templates(OWNER)
     assert template["template_id"] == "TPL-status" and "进展 5" in template["data"]["content"]["value"]
@@ -250,10 +244,7 @@ async def test_quota_then_template_and_45015(wechat):
     async with h.app.sessionmaker() as s, s.begin():
         await act(s, h.app.clock, number=number, staff_id=1, action="claim")
     h.app.wake_delivery()
-    for _ in range(100):
-        if len(h.fake.templates(OWNER)) == 2:
-            break
-        await asyncio.sleep(0.05)
+    await h.fake.wait_for(lambda f: len(f.templates(OWNER)) == 2, what="a second template after 45015")
     assert "接单" in h.fake.templates(OWNER)[-1]["data"]["content"]["value"]
 
 
@@ -264,13 +255,13 @@ async def test_refusal_without_a_template_is_recorded_on_the_ticket(wechat):
     async with h.app.sessionmaker() as s, s.begin():
         await act(s, h.app.clock, number=number, staff_id=1, action="claim")
     h.app.wake_delivery()
-    for _ in range(100):
+
+    async def undelivered() -> list[TicketEvent]:
         async with h.app.sessionmaker() as s:
-            events = (await s.scalars(select(TicketEvent).where(TicketEvent.action == "undelivered"))).all()
-        if events:
-            break
-        await asyncio.sleep(0.05)
-    assert events and "45015" in events[0].note
+            return (await s.scalars(select(TicketEvent).where(TicketEvent.action == "undelivered"))).all()
+
+    events = await wait_for(undelivered, what="the refusal recorded on the ticket")
+    assert "45015" in events[0].note
 
 
 async def test_events_follow_scan_click_unfollow(wechat):
@@ -323,20 +314,18 @@ def test_split_bytes_respects_the_byte_limit():
 
 
 async def test_wechat_cli_menu_and_qrcodes(wechat, tmp_path):
-    from tests.test_import_cli import _cli
-
     h = await wechat()
     env = {"PROPDESK_DATABASE_URL": h.app.settings.database_url, "PROPDESK_WECHAT_APP_ID": wx.APP_ID,
            "PROPDESK_WECHAT_APP_SECRET": wx.APP_SECRET, "PROPDESK_WECHAT_API_BASE_URL": h.fake.url,
            "PROPDESK_WECHAT_MP_BASE_URL": h.fake.url}
-    r = await asyncio.to_thread(_cli, "wechat", "menu", cwd=tmp_path, env=env)
+    r = await asyncio.to_thread(run_cli, "wechat", "menu", cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr
     [(path, menu)] = [c for c in h.fake.calls if c[0] == "menu/create"]
     assert [b["name"] for b in menu["button"]][0] == "🔧 报修"
-    r = await asyncio.to_thread(_cli, "wechat", "qrcode", "sg-lift-3a", "--out", str(tmp_path / "qr"),
+    r = await asyncio.to_thread(run_cli, "wechat", "qrcode", "sg-lift-3a", "--out", str(tmp_path / "qr"),
                                 cwd=tmp_path, env=env)
     assert r.returncode == 0 and "http://weixin.qq.com/q/sg-lift-3a" in r.stdout
     assert (tmp_path / "qr" / "sg-lift-3a.png").read_bytes().startswith(b"\x89PNG")
     h.fake.fail("menu/create", 48001)
-    r = await asyncio.to_thread(_cli, "wechat", "menu", cwd=tmp_path, env=env)
+    r = await asyncio.to_thread(run_cli, "wechat", "menu", cwd=tmp_path, env=env)
     assert r.returncode == 1 and "48001" in r.stderr

@@ -1,7 +1,6 @@
 """WeCom robots as staff groups, and the signed mobile staff page behind their cards, over real HTTP."""
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from urllib.parse import urlparse
@@ -12,14 +11,10 @@ from sqlalchemy import select
 
 from bot.app import App
 from bot.channels.wecom.robots import WeComChannel, card_link
-from bot.clock import Clock
-from bot.desk.demo_seed import seed_demo
 from bot.desk.signing import check_password, hash_password, sign, verify
 from bot.desk.ticket_service import TicketService
-from config.settings import Settings
 from models import Attachment, Staff, Ticket
 from tests.fakes.wecom import FakeWeCom
-from tests.running import Running
 
 ROBOT = "robot-repairs"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -40,39 +35,29 @@ class Harness:
         async with self.app.sessionmaker() as s:
             return await s.scalar(select(Ticket).where(Ticket.number == number))
 
+    def texts(self) -> list[str]:
+        return [m["markdown"]["content"] for m in self.fake.messages.get(ROBOT, []) if m["msgtype"] == "markdown"]
+
     async def cards(self, n: int, timeout: float = 10) -> list[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            got = [m["markdown"]["content"] for m in self.fake.messages.get(ROBOT, []) if m["msgtype"] == "markdown"]
-            if len(got) >= n:
-                return got
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"expected {n} cards, robot got {self.fake.messages.get(ROBOT)}")
+        await self.fake.wait_for(lambda f: len(self.texts()) >= n, timeout=timeout, what=f"{n} cards at the robot")
+        return self.texts()
 
 
 @pytest.fixture
-async def wecom(tmp_path, sqlite_url):
-    made = []
-
+async def wecom(propdesk, fakes):
     async def make(limit: int = 20, period: float = 60.0) -> Harness:
-        fake = await FakeWeCom(limit, period).start()
-        settings = Settings(database_url=sqlite_url, wecom_api_base_url=fake.url, secret_key="test-secret",
-                            staff_groups={"repairs": {"channel": "wecom", "chat_id": ROBOT}},
-                            wecom_robot_limit=limit, wecom_robot_period_seconds=period,
-                            upload_dir=str(tmp_path / "up"),
-                            public_base_url="https://desk.example.com", delivery_backoff_seconds=0.1)
-        app = App.create(settings, clock=Clock())
-        async with app.sessionmaker() as s, s.begin():
-            await seed_demo(s)
-            staff = await s.get(Staff, 1)
-            staff.password_hash = hash_password("correct horse")
-        running = await Running(app, [WeComChannel(app)], fakes=(fake,)).start()
-        made.append(running)
-        return Harness(app, fake, running.base)
+        fake = await fakes.start(FakeWeCom(limit, period))
 
-    yield make
-    for running in made:
-        await running.stop()
+        async def password(s) -> None:  # noqa: ANN001
+            (await s.get(Staff, 1)).password_hash = hash_password("correct horse")
+
+        run = await propdesk([WeComChannel], prepare=password, wecom_api_base_url=fake.url, secret_key="test-secret",
+                             staff_groups={"repairs": {"channel": "wecom", "chat_id": ROBOT}},
+                             wecom_robot_limit=limit, wecom_robot_period_seconds=period,
+                             public_base_url="https://desk.example.com")
+        return Harness(run.app, fake, run.base)
+
+    return make
 
 
 def test_signed_tokens_and_password_hashes():
@@ -148,16 +133,10 @@ async def test_a_burst_is_merged_into_digests_within_the_robot_limit(wecom):
     h = await wecom(limit=3, period=3.0)
     numbers = [await h.new_ticket(f"灯不亮 {i}") for i in range(20)]
     began = time.monotonic()
-    deadline = began + 15
-    while time.monotonic() < deadline:
-        text = "\n".join(m["markdown"]["content"] for m in h.fake.messages.get(ROBOT, []))
-        if all(n in text for n in numbers):
-            break
-        await asyncio.sleep(0.05)
+    await h.fake.wait_for(lambda f: all(n in "\n".join(h.texts()) for n in numbers), timeout=15,
+                          what="every ticket at the robot")
     elapsed = time.monotonic() - began
     messages = h.fake.messages[ROBOT]
-    text = "\n".join(m["markdown"]["content"] for m in messages)
-    assert all(n in text for n in numbers), "every ticket reaches the robot"
     # Twenty tickets, a robot that takes three messages per 3 s: one card each would take seven windows (~18 s);
     # merged into digests, the backlog is out within two.
     assert len(messages) <= 6 and elapsed < 6.0

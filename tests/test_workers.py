@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import NO_PG, PG_URL
+from tests.helpers.databases import NO_PG, PG_URL
 
 ROOT = Path(__file__).resolve().parents[1]
 

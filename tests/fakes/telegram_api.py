@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from tests.fakes.loopback import serve
+from tests.fakes.loopback import FakeServer
 
 BOT_ID = 777000
 BOT = {"id": BOT_ID, "is_bot": True, "first_name": "propdesk", "username": "propdesk_bot",
@@ -39,8 +39,11 @@ def _decode(value):
     return value
 
 
-class FakeBotAPI:
+class FakeBotAPI(FakeServer):
+    client_max_size = 20 * 1024 * 1024
+
     def __init__(self, token: str = "123:TEST", group_limit: int | None = None, group_period: float = 60):
+        super().__init__()
         self.token = token
         self.calls: list[Call] = []
         self.updates: list[dict] = []
@@ -55,8 +58,6 @@ class FakeBotAPI:
         self.too_many_requests = 0
         self.group_retry_after = 1
         self.files: dict[str, bytes] = {}
-        self.runner: web.AppRunner | None = None
-        self.url = ""
 
     # -- test controls ---------------------------------------------------------------------------------
     def fail(self, method: str, times: int = 1, code: int = 429, retry_after: int = 1,
@@ -81,27 +82,16 @@ class FakeBotAPI:
         return [c.params.get("text") or c.params.get("caption") or "" for c in self.calls
                 if c.ok and c.method in SEND_METHODS and int(c.params.get("chat_id", 0)) == chat_id]
 
-    async def wait_for(self, predicate, timeout: float = 10.0):  # noqa: ANN001
-        """Poll until predicate(self) is truthy; its value."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate(self)
-            if value:
-                return value
-            await asyncio.sleep(0.02)
-        raise AssertionError("the fake Bot API never saw what the test waited for")
+    def acknowledged(self, update: dict) -> bool:
+        """The bot has taken `update`: it polled again with an offset past it (PTB queues what it fetched before it
+        polls again)."""
+        return any(c.method == "getUpdates" and int(c.params.get("offset") or 0) > update["update_id"]
+                   for c in self.calls)
 
     # -- server -----------------------------------------------------------------------------------------
-    async def start(self) -> "FakeBotAPI":
-        app = web.Application(client_max_size=20 * 1024 * 1024)
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/bot{token}/{method}", self.handle)
         app.router.add_get("/file/bot{token}/{path:.+}", self.file)
-        self.runner, self.url = await serve(app)
-        return self
-
-    async def stop(self) -> None:
-        if self.runner:
-            await self.runner.cleanup()
 
     async def file(self, request: web.Request) -> web.Response:
         body = self.files.get(request.match_info["path"])
@@ -122,6 +112,7 @@ class FakeBotAPI:
                 params[key] = value.file.read() if hasattr(value, "file") else _decode(value)
         call = Call(method, params)
         self.calls.append(call)
+        self.changed.fire()  # a long poll is seen when it begins, not only when it returns
         queued = self.failures.get(method)
         if queued:
             error = queued.pop(0)
@@ -165,7 +156,7 @@ class FakeBotAPI:
     async def m_getUpdates(self, params: dict) -> list[dict]:
         offset = int(params.get("offset") or 0)
         timeout = float(params.get("timeout") or 0)
-        deadline = time.monotonic() + min(timeout, 1.0)
+        deadline = time.monotonic() + min(timeout, 0.25)  # short: stopping the bot waits out a poll
         while True:
             ready = [u for u in self.updates if u["update_id"] >= offset]
             if ready or time.monotonic() >= deadline:

@@ -19,7 +19,7 @@ import segno
 import xmltodict
 from aiohttp import web
 
-from tests.fakes.loopback import serve
+from tests.fakes.loopback import FakeServer
 from wechatpy.crypto import WeChatCrypto
 
 APP_ID, APP_SECRET, TOKEN = "wx1234567890abcdef", "s3cr3t-app-secret", "callback-token"
@@ -49,8 +49,9 @@ def signature(*parts: str) -> str:
     return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
 
 
-class FakeWeChat:
+class FakeWeChat(FakeServer):
     def __init__(self, timeout: float = 5.0, retries: int = 3):
+        super().__init__()
         self.timeout, self.retries = timeout, retries
         self.crypto = WeChatCrypto(TOKEN, AES_KEY, APP_ID)
         self.calls: list[tuple[str, dict]] = []
@@ -59,22 +60,13 @@ class FakeWeChat:
         self.media: dict[str, bytes] = {}  # temporary media owners sent, by media id
         self.valid_token = ""
         self._msg_ids = itertools.count(int(time.time()) * 1000)
-        self.runner: web.AppRunner | None = None
-        self.url = ""
 
     # -- the API server ------------------------------------------------------------------------------------------
-    async def start(self) -> "FakeWeChat":
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/cgi-bin/token", self.token)
         app.router.add_get("/cgi-bin/showqrcode", self.showqrcode)
         app.router.add_get("/cgi-bin/media/get", self.media_get)
         app.router.add_post("/cgi-bin/{path:.+}", self.api)
-        self.runner, self.url = await serve(app)
-        return self
-
-    async def stop(self) -> None:
-        if self.runner:
-            await self.runner.cleanup()
 
     def fail(self, path: str, code: int, times: int = 1) -> None:
         self.failures.setdefault(path, []).extend([code] * times)

@@ -6,27 +6,19 @@ import time
 
 from aiohttp import web
 
-from tests.fakes.loopback import serve
+from tests.fakes.loopback import FakeServer
 
 
-class FakeWeCom:
+class FakeWeCom(FakeServer):
     def __init__(self, limit_per_minute: int = 20, period: float = 60.0):
+        super().__init__()
         self.limit, self.period = limit_per_minute, period
         self.messages: dict[str, list[dict]] = {}
         self.sent_at: dict[str, list[float]] = {}
         self.refused = 0
-        self.runner: web.AppRunner | None = None
-        self.url = ""
 
-    async def start(self) -> "FakeWeCom":
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/cgi-bin/webhook/send", self.send)
-        self.runner, self.url = await serve(app)
-        return self
-
-    async def stop(self) -> None:
-        if self.runner:
-            await self.runner.cleanup()
 
     async def send(self, request: web.Request) -> web.Response:
         key = request.query.get("key", "")

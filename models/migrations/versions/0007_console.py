@@ -2,7 +2,7 @@
 console's keyset pages and search (trigram on PostgreSQL)
 
 Revision ID: 0007
-Revises: 0006 when present (service reports), else 0005
+Revises: 0006
 Create Date: 2026-11-26 12:00:00
 """
 

@@ -8,6 +8,12 @@ aiosqlite-shaped interface the dialect drives (it is passed as the engine's `asy
 What the worker thread gave for free is kept cooperatively: waiting for another writer's lock must not stop the
 loop (the writer holding it may be a task on this very loop), so SQLite's own busy wait is off and a statement
 refused with SQLITE_BUSY sleeps with `asyncio.sleep` and runs again, for up to `busy_seconds`.
+
+The sqlite3 connection is this driver's public `Connection.sqlite`. SQLAlchemy's aiosqlite adapter, written for
+aiosqlite, reads three names of aiosqlite's own from the driver it wraps: `_connection` (None once closed),
+`_conn` (the sqlite3 connection) and `_tx` (the queue of calls for aiosqlite's thread). This driver provides them,
+as aliases, for the adapter only: nothing in propdesk reads them (tests/test_sqlite_pins.py drives the adapter
+through them, and fails if it wants something else).
 """
 from __future__ import annotations
 
@@ -38,8 +44,8 @@ async def retry_busy(fn: Callable[..., Any], args: tuple, busy_seconds: float) -
 
 class Cursor:
     def __init__(self, conn: "Connection"):
-        self._conn = conn
-        self._cursor = conn._conn.cursor()
+        self.connection = conn
+        self._cursor = conn.sqlite.cursor()
 
     async def __aenter__(self) -> "Cursor":
         return self
@@ -68,11 +74,11 @@ class Cursor:
         self._cursor.arraysize = value
 
     async def execute(self, sql: str, parameters: Any = ()) -> "Cursor":
-        await retry_busy(self._cursor.execute, (sql, parameters), self._conn.busy_seconds)
+        await retry_busy(self._cursor.execute, (sql, parameters), self.connection.busy_seconds)
         return self
 
     async def executemany(self, sql: str, seq_of_parameters: Any) -> "Cursor":
-        await retry_busy(self._cursor.executemany, (sql, seq_of_parameters), self._conn.busy_seconds)
+        await retry_busy(self._cursor.executemany, (sql, seq_of_parameters), self.connection.busy_seconds)
         return self
 
     async def fetchone(self):  # noqa: ANN201
@@ -101,36 +107,44 @@ class _Inline:
 
 
 class Connection:
-    _tx = _Inline()
+    _tx = _Inline()  # for SQLAlchemy's aiosqlite adapter (see the module)
 
     def __init__(self, conn: sqlite3.Connection, busy_seconds: float):
-        # aiosqlite's names, which the dialect reads: `_connection` is None once closed.
-        self._conn = self._connection = conn
+        self.sqlite = conn
+        self.closed = False
         self.busy_seconds = busy_seconds
 
     @property
+    def _conn(self) -> sqlite3.Connection:  # for SQLAlchemy's aiosqlite adapter (see the module)
+        return self.sqlite
+
+    @property
+    def _connection(self) -> sqlite3.Connection | None:  # for SQLAlchemy's aiosqlite adapter: None once closed
+        return None if self.closed else self.sqlite
+
+    @property
     def isolation_level(self) -> str | None:
-        return self._conn.isolation_level
+        return self.sqlite.isolation_level
 
     def cursor(self) -> Cursor:
         return Cursor(self)
 
     async def commit(self) -> None:
         # COMMIT may meet SQLITE_BUSY (readers finishing a checkpoint); the transaction stays open and can retry.
-        await retry_busy(self._conn.commit, (), self.busy_seconds)
+        await retry_busy(self.sqlite.commit, (), self.busy_seconds)
 
     async def rollback(self) -> None:
-        self._conn.rollback()
+        self.sqlite.rollback()
 
     async def close(self) -> None:
         self.stop()
 
     def stop(self) -> None:
-        self._connection = None
-        self._conn.close()
+        self.closed = True
+        self.sqlite.close()
 
     async def create_function(self, *args: Any, **kwargs: Any) -> None:
-        self._conn.create_function(*args, **kwargs)
+        self.sqlite.create_function(*args, **kwargs)
 
 
 class StepConnection(Connection):

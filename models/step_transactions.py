@@ -282,16 +282,16 @@ class SqliteTx:
         self._raw = raw
         self.dialect = owner.bridge.dialect
         self._session: AsyncSession | None = None
-        self._conn: AsyncConnection | None = None
+        self._fallback: AsyncConnection | None = None
 
     async def execute(self, stmt, params=None):  # noqa: ANN001, ANN201
         many = isinstance(params, list)
         first = (params[0] if many else params) or {}
         compiled = STATEMENTS.compiled(stmt, self.dialect, tuple(sorted(first)))
         if compiled is None:  # not one this runner takes: SQLAlchemy runs it, on the same connection
-            if self._conn is None:
-                self._conn = await self._owner.bridge.connect()
-            return await self._conn.execute(stmt, params)
+            if self._fallback is None:
+                self._fallback = await self._owner.bridge.connect()
+            return await self._fallback.execute(stmt, params)
         args = [compiled.bind(p) for p in params] if many else compiled.bind(first)
         raw = self._raw
         run = raw.executemany if many else raw.execute
@@ -314,8 +314,8 @@ class SqliteTx:
         # steps' driver ignores SQLAlchemy's commits and rollbacks, see sqlite_inloop.StepConnection).
         if self._session is not None:
             await self._session.close()
-        if self._conn is not None:
-            await self._conn.close()
+        if self._fallback is not None:
+            await self._fallback.close()
 
 
 class StepsClosed(RuntimeError):
@@ -381,6 +381,7 @@ class SqliteTransactions:
         self.raw: sqlite3.Connection | None = None
         self.commits = 0
         self.reconnects = 0
+        self.waiting = 0  # steps waiting for the connection
         self._lock = asyncio.Lock()
         self._batch: _Batch | None = None
         self._committers: set[asyncio.Task] = set()  # scheduled commits (a task needs a reference kept)
@@ -411,24 +412,47 @@ class SqliteTransactions:
         return self._batch
 
     # -- commits ------------------------------------------------------------------------------------------------
-    def _commit(self, batch: _Batch) -> "asyncio.Future":
-        """Commit `batch` (the lock held by the caller, who awaits this to the end)."""
+    async def _commit(self, batch: _Batch) -> None:
+        """Commit `batch`, the lock held: at once, or when SQLITE_BUSY (readers finishing a checkpoint) waits on
+        the loop, to its end even if the caller is cancelled meanwhile (the batch's other steps wait for it)."""
         self._batch = None
-        return asyncio.ensure_future(self._do_commit(batch))
+        if not self._try_commit(batch):
+            await _finish(asyncio.ensure_future(self._commit_when_free(batch)))
 
-    async def _do_commit(self, batch: _Batch) -> None:
+    def _try_commit(self, batch: _Batch) -> bool:
+        """False: SQLite was busy, the transaction is still open."""
+        raw = self.raw
+        try:
+            raw.commit()
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode == sqlite_inloop.SQLITE_BUSY:
+                return False
+            self._commit_failed(batch, raw, exc)
+            return True
+        except sqlite3.Error as exc:
+            self._commit_failed(batch, raw, exc)
+            return True
+        self.commits += 1
+        batch.committed.set_result(None)
+        return True
+
+    async def _commit_when_free(self, batch: _Batch) -> None:
         raw = self.raw
         try:
             await sqlite_inloop.retry_busy(raw.commit, (), self.busy_seconds)
-        except BaseException as exc:  # nothing of the batch is kept; each of its steps hears why
-            if not _is_closed(raw):
-                raw.rollback()
-            batch.fail(_error("COMMIT", (), exc, raw))
+        except BaseException as exc:
+            self._commit_failed(batch, raw, exc)
             if not isinstance(exc, Exception):
                 raise
             return
         self.commits += 1
         batch.committed.set_result(None)
+
+    def _commit_failed(self, batch: _Batch, raw: sqlite3.Connection, exc: BaseException) -> None:
+        """Nothing of the batch is kept; each of its steps hears why."""
+        if not _is_closed(raw):
+            raw.rollback()
+        batch.fail(_error("COMMIT", (), exc, raw))
 
     async def _commit_later(self, batch: _Batch) -> None:
         async with self._lock:  # behind the steps already waiting, which join the batch
@@ -470,7 +494,12 @@ class SqliteTransactions:
         if self._closing:
             raise StepsClosed("the step transactions are closing")
         await self._take_turn()
-        async with self._lock:
+        self.waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self.waiting -= 1
+        try:
             if self._closed:  # it began before close() and waited until after: nothing is open any more
                 raise StepsClosed("the step transactions are closed")
             batch = await self._open()
@@ -495,9 +524,11 @@ class SqliteTransactions:
                 raise _error("RELEASE step", (), sqlite3.OperationalError("the transaction was lost"), raw)
             await tx.close()
             if batch.steps >= self.MAX_BATCH and self._batch is batch:
-                await _finish(self._commit(batch))  # to its end, even if this step's caller is cancelled
+                await self._commit(batch)
             elif not batch.commit_scheduled:
                 self._schedule_commit(batch)
+        finally:
+            self._lock.release()
         # The step is done when what it read and wrote is committed. Shielded: cancelling this caller must not
         # cancel the commit that the batch's other steps wait for.
         await asyncio.shield(batch.committed)
@@ -528,7 +559,7 @@ class SqliteTransactions:
         self._closing = True
         async with self._lock:  # after the steps already waiting for it
             if self._batch is not None:
-                await _finish(self._commit(self._batch))
+                await self._commit(self._batch)
             self._closed = True
         if self._committers:
             await asyncio.gather(*self._committers, return_exceptions=True)

@@ -407,7 +407,10 @@ class SqliteTransactions:
         raw = self.raw if self.raw is not None else await self._connect()
         if _is_closed(raw):
             raw = await self._reconnect()
-        await sqlite_inloop.retry_busy(raw.execute, ("BEGIN IMMEDIATE",), self.busy_seconds)
+        try:  # another process's writer: wait for it on the loop, for up to busy_seconds
+            await sqlite_inloop.retry_busy(raw.execute, ("BEGIN IMMEDIATE",), self.busy_seconds)
+        except sqlite3.Error as exc:
+            raise _error("BEGIN IMMEDIATE", (), exc, raw) from exc
         self._batch = _Batch()
         return self._batch
 

@@ -386,3 +386,58 @@ async def test_queued_steps_let_the_event_loop_go_round(dbs):
     running[0] = False
     assert await _count(engine) == 401
     assert most[0] < 200, most[0]  # without turns: all 400 in one
+
+
+async def test_another_process_holding_the_write_lock_delays_steps_or_fails_them_after_their_busy_time(dbs):
+    """Another process holds SQLite's write lock as steps begin: they wait on the loop (other tasks run), and
+    go through once it commits; past their busy time they fail with SQLAlchemy's OperationalError, and the next
+    step works."""
+    import sys
+
+    from sqlalchemy.exc import OperationalError
+
+    steps, engine = dbs
+    at = datetime(2026, 11, 25, 8, 0)
+    holder = await asyncio.create_subprocess_exec(sys.executable, "-c", (
+        "import sqlite3, sys\n"
+        f"c = sqlite3.connect({str(engine.url.database)!r}, isolation_level=None)\n"
+        "c.execute('BEGIN IMMEDIATE')\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "c.execute('COMMIT')\n"
+        "print('released', flush=True)\n"), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    try:
+        assert (await holder.stdout.readline()).strip() == b"locked"
+        steps.busy_seconds = 0.1
+        with pytest.raises(OperationalError, match="locked"):
+            async with steps.begin() as tx:
+                await tx.execute(WRITE, {"chat": "impatient", "data": {}, "at": at})
+        steps.busy_seconds = 30
+        waiting = asyncio.Event()
+        ticks = 0
+
+        async def beat() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                if ticks == 5:
+                    waiting.set()  # the loop goes round while the steps wait for the lock
+                await asyncio.sleep(0.001)
+
+        async def step(i: int) -> None:
+            async with steps.begin() as tx:
+                await tx.execute(WRITE, {"chat": f"c{i}", "data": {}, "at": at})
+
+        beating = asyncio.create_task(beat())
+        stepping = asyncio.gather(*(step(i) for i in range(3)))
+        await waiting.wait()
+        assert not stepping.done()
+        holder.stdin.write(b"go\n")
+        await holder.stdin.drain()
+        await asyncio.wait_for(stepping, 10)
+        beating.cancel()
+        assert await _count(engine) == 3 and await _count(engine, "WHERE chat_id = 'impatient'") == 0
+    finally:
+        if holder.returncode is None:
+            holder.stdin.write(b"go\n")
+            await holder.wait()

@@ -25,6 +25,39 @@ from typing import Any, Callable
 SQLITE_BUSY = 5  # the primary result code only: SQLITE_BUSY_SNAPSHOT (517) cannot be waited out
 
 
+class Writers:
+    """This process's writers waiting for SQLite's lock (a statement refused with SQLITE_BUSY, sleeping before it
+    tries again). A writer that lets go of the lock wakes them to try at once (`released`), and one that takes it
+    again and again — the conversation steps, batch after batch — gives them a turn first (`give_way`): else the
+    steps, which take the lock again within the same turn of the loop, would keep any other writer out for as long
+    as messages keep coming."""
+
+    def __init__(self) -> None:
+        self.waiting = 0
+        self._wake: asyncio.Future | None = None
+
+    async def pause(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        if self._wake is None or self._wake.done() or self._wake.get_loop() is not loop:
+            self._wake = loop.create_future()
+        await asyncio.wait((self._wake,), timeout=seconds)
+
+    def released(self) -> None:
+        if self.waiting and self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    async def give_way(self, turns: int = 4) -> None:
+        """Let the waiting writers run (a few turns of the loop at most: one may wait for another database)."""
+        self.released()
+        for _ in range(turns):
+            if not self.waiting:
+                return
+            await asyncio.sleep(0)
+
+
+WRITERS = Writers()
+
+
 async def retry_busy(fn: Callable[..., Any], args: tuple, busy_seconds: float) -> Any:
     try:
         return fn(*args)
@@ -32,14 +65,18 @@ async def retry_busy(fn: Callable[..., Any], args: tuple, busy_seconds: float) -
         if getattr(exc, "sqlite_errorcode", None) != SQLITE_BUSY:
             raise
     deadline, pause = time.monotonic() + busy_seconds, 0.001
-    while True:
-        await asyncio.sleep(pause)
-        try:
-            return fn(*args)
-        except sqlite3.OperationalError as exc:
-            if getattr(exc, "sqlite_errorcode", None) != SQLITE_BUSY or time.monotonic() > deadline:
-                raise
-        pause = min(pause * 2, 0.05)
+    WRITERS.waiting += 1
+    try:
+        while True:
+            await WRITERS.pause(pause)
+            try:
+                return fn(*args)
+            except sqlite3.OperationalError as exc:
+                if getattr(exc, "sqlite_errorcode", None) != SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+            pause = min(pause * 2, 0.05)
+    finally:
+        WRITERS.waiting -= 1
 
 
 class Cursor:
@@ -132,9 +169,11 @@ class Connection:
     async def commit(self) -> None:
         # COMMIT may meet SQLITE_BUSY (readers finishing a checkpoint); the transaction stays open and can retry.
         await retry_busy(self.sqlite.commit, (), self.busy_seconds)
+        WRITERS.released()
 
     async def rollback(self) -> None:
         self.sqlite.rollback()
+        WRITERS.released()
 
     async def close(self) -> None:
         self.stop()

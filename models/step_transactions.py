@@ -369,7 +369,8 @@ class SqliteTransactions:
 
     The steps run on the event loop's thread without a real wait between them, so one loop turn could run every
     queued step back to back while the rest of the process (other channels, timers) waits: a step that finds the
-    turn's budget (`TURN_SECONDS` of steps) spent first lets the loop go round."""
+    turn's budget (`TURN_SECONDS` of steps) spent first lets the loop go round. And a batch does not take SQLite's
+    lock again before this process's other writers waiting for it have had their turn (sqlite_inloop.WRITERS)."""
 
     MAX_BATCH = 16  # an answer waits for at most this many steps before its commit
     TURN_SECONDS = 0.002
@@ -407,6 +408,8 @@ class SqliteTransactions:
         raw = self.raw if self.raw is not None else await self._connect()
         if _is_closed(raw):
             raw = await self._reconnect()
+        if sqlite_inloop.WRITERS.waiting:  # another writer of this process waits, perhaps for this lock
+            await sqlite_inloop.WRITERS.give_way()
         try:  # another process's writer: wait for it on the loop, for up to busy_seconds
             await sqlite_inloop.retry_busy(raw.execute, ("BEGIN IMMEDIATE",), self.busy_seconds)
         except sqlite3.Error as exc:
@@ -437,6 +440,7 @@ class SqliteTransactions:
             return True
         self.commits += 1
         batch.committed.set_result(None)
+        sqlite_inloop.WRITERS.released()
         return True
 
     async def _commit_when_free(self, batch: _Batch) -> None:
@@ -450,12 +454,14 @@ class SqliteTransactions:
             return
         self.commits += 1
         batch.committed.set_result(None)
+        sqlite_inloop.WRITERS.released()
 
     def _commit_failed(self, batch: _Batch, raw: sqlite3.Connection, exc: BaseException) -> None:
         """Nothing of the batch is kept; each of its steps hears why."""
         if not _is_closed(raw):
             raw.rollback()
         batch.fail(_error("COMMIT", (), exc, raw))
+        sqlite_inloop.WRITERS.released()
 
     async def _commit_later(self, batch: _Batch) -> None:
         async with self._lock:  # behind the steps already waiting, which join the batch

@@ -441,3 +441,29 @@ async def test_another_process_holding_the_write_lock_delays_steps_or_fails_them
         if holder.returncode is None:
             holder.stdin.write(b"go\n")
             await holder.wait()
+
+
+async def test_another_writer_of_the_process_gets_the_lock_between_batches(dbs):
+    """While steps keep coming, a write on another connection of this process (a staff action, the delivery
+    worker) gets SQLite's lock between two batches, instead of waiting for the steps to run out."""
+    steps, engine = dbs
+    at = datetime(2026, 11, 25, 8, 0)
+    done = [0]
+    started = asyncio.Event()
+
+    async def step(i: int) -> None:
+        async with steps.begin() as tx:
+            await tx.execute(WRITE, {"chat": f"c{i}", "data": {"text": "漏水" * 50}, "at": at})
+            done[0] += 1
+            started.set()
+
+    async def other_writer() -> int:
+        await started.wait()
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO people (name, created_at) VALUES ('staff', '2026-11-25 08:00:00')"))
+        return done[0]
+
+    await step(-1)
+    started.clear()
+    steps_done_when_written, _ = await asyncio.gather(other_writer(), asyncio.gather(*(step(i) for i in range(2000))))
+    assert steps_done_when_written < 4 * steps.MAX_BATCH, steps_done_when_written  # a batch or two, not 2000

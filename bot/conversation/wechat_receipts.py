@@ -22,7 +22,8 @@ _RECEIPTS, _WINDOWS = InboundReceipt.__table__, ServiceWindow.__table__
 
 def _receipt_insert(insert):  # noqa: ANN001, ANN202
     return insert(_RECEIPTS).values(key=param(_RECEIPTS.c.key), chat_id=bindparam("chat_id", type_=String),
-                                    status="ready", reply=param(_RECEIPTS.c.reply), created_at=bindparam("now", type_=DateTime),
+                                    status="ready", reply=param(_RECEIPTS.c.reply),
+                                    created_at=bindparam("now", type_=DateTime),
                                     updated_at=bindparam("now", type_=DateTime)).on_conflict_do_nothing()
 
 

@@ -323,17 +323,42 @@ class StepsClosed(RuntimeError):
 
 
 class _Batch:
-    """One transaction that several steps share; each step's caller waits for its commit."""
+    """One transaction that several steps share; each step's caller waits for its commit, on a future of its own
+    (cancelling one caller cancels nobody else's wait, nor the commit)."""
 
     def __init__(self) -> None:
-        self.committed = asyncio.get_running_loop().create_future()
         self.steps = 0
         self.commit_scheduled = False
+        self.settled = False
+        self.error: BaseException | None = None
+        self._waiters: list[asyncio.Future] = []
+
+    async def committed(self) -> None:
+        if not self.settled:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+        elif self.error is not None:
+            raise self.error
+
+    def succeed(self) -> None:
+        self._settle(None)
 
     def fail(self, error: BaseException) -> None:
-        if not self.committed.done():
-            self.committed.set_exception(error)
-            self.committed.exception()  # retrieved: a batch whose callers all left is no unhandled error
+        self._settle(error)
+
+    def _settle(self, error: BaseException | None) -> None:
+        if self.settled:
+            return
+        self.settled, self.error = True, error
+        for waiter in self._waiters:
+            if waiter.done():  # its caller was cancelled
+                continue
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
+        self._waiters = []
 
 
 async def _finish(future: "asyncio.Future") -> Any:
@@ -439,7 +464,7 @@ class SqliteTransactions:
             self._commit_failed(batch, raw, exc)
             return True
         self.commits += 1
-        batch.committed.set_result(None)
+        batch.succeed()
         sqlite_inloop.WRITERS.released()
         return True
 
@@ -453,7 +478,7 @@ class SqliteTransactions:
                 raise
             return
         self.commits += 1
-        batch.committed.set_result(None)
+        batch.succeed()
         sqlite_inloop.WRITERS.released()
 
     def _commit_failed(self, batch: _Batch, raw: sqlite3.Connection, exc: BaseException) -> None:
@@ -538,9 +563,7 @@ class SqliteTransactions:
                 self._schedule_commit(batch)
         finally:
             self._lock.release()
-        # The step is done when what it read and wrote is committed. Shielded: cancelling this caller must not
-        # cancel the commit that the batch's other steps wait for.
-        await asyncio.shield(batch.committed)
+        await batch.committed()  # the step is done when what it read and wrote is committed
 
     def _undo(self, batch: _Batch, raw: sqlite3.Connection, cause: BaseException) -> None:
         try:

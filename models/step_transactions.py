@@ -78,12 +78,18 @@ class StatementCache:
 
     def compiled(self, stmt, dialect, keys: tuple[str, ...]) -> "_Compiled | None":  # noqa: ANN001
         """`stmt` compiled for the SQLite step path with these parameter names; None when SQLAlchemy must run it."""
+        key = ("compiled", stmt, dialect.name, keys)
+        try:
+            return self._entries[key]
+        except KeyError:
+            pass
+
         def make() -> _Compiled | None:
             try:
                 return _Compiled(stmt, dialect, keys)
             except _Unsupported:
                 return None
-        return self._get(("compiled", stmt, dialect.name, keys), make)
+        return self._get(key, make)
 
     def clear(self) -> None:
         self._entries.clear()
@@ -175,7 +181,7 @@ class _Compiled:
         binds = [e for e in visitors.iterate(stmt) if isinstance(e, BindParameter)]
         if any(b.expanding or b.callable is not None for b in binds):
             raise _Unsupported  # a value known only at execution
-        compiled = stmt.compile(dialect=dialect, column_keys=list(keys),  # as Connection.execute compiles it
+        compiled = stmt.compile(dialect=dialect, column_keys=sorted(keys),  # as Connection.execute compiles it
                                 compile_kwargs={"render_postcompile": True})
         values = compiled.params  # every parameter the SQL names, with the value the statement fixes, if any
         named: dict[str, list[BindParameter]] = {}
@@ -287,7 +293,7 @@ class SqliteTx:
     async def execute(self, stmt, params=None):  # noqa: ANN001, ANN201
         many = isinstance(params, list)
         first = (params[0] if many else params) or {}
-        compiled = STATEMENTS.compiled(stmt, self.dialect, tuple(sorted(first)))
+        compiled = STATEMENTS.compiled(stmt, self.dialect, tuple(first))
         if compiled is None:  # not one this runner takes: SQLAlchemy runs it, on the same connection
             if self._fallback is None:
                 self._fallback = await self._owner.bridge.connect()
@@ -296,9 +302,12 @@ class SqliteTx:
         raw = self._raw
         run = raw.executemany if many else raw.execute
         try:
-            # Another process's writer (rare: the step holds the write lock from its BEGIN IMMEDIATE): wait for
-            # it on the loop.
-            cursor = await sqlite_inloop.retry_busy(run, (compiled.sql, args), self._owner.busy_seconds)
+            try:
+                cursor = run(compiled.sql, args)
+            except sqlite3.OperationalError as exc:  # another process's writer (rare: the step holds the write
+                if exc.sqlite_errorcode != sqlite_inloop.SQLITE_BUSY:  # lock from its BEGIN): wait on the loop
+                    raise
+                cursor = await sqlite_inloop.retry_busy(run, (compiled.sql, args), self._owner.busy_seconds)
             rows = compiled.rows(cursor.fetchall()) if cursor.description else []
         except sqlite3.Error as exc:
             raise _error(compiled.sql, args, exc, raw) from exc
@@ -394,11 +403,11 @@ class SqliteTransactions:
 
     The steps run on the event loop's thread without a real wait between them, so one loop turn could run every
     queued step back to back while the rest of the process (other channels, timers) waits: a step that finds the
-    turn's budget (`TURN_SECONDS` of steps) spent first lets the loop go round. And a batch does not take SQLite's
+    turn's budget (`TURN_SECONDS` of steps, about a full batch) spent first lets the loop go round. And a batch does not take SQLite's
     lock again before this process's other writers waiting for it have had their turn (sqlite_inloop.WRITERS)."""
 
     MAX_BATCH = 16  # an answer waits for at most this many steps before its commit
-    TURN_SECONDS = 0.002
+    TURN_SECONDS = 0.005
 
     def __init__(self, bridge: AsyncEngine, busy_seconds: float = 30.0):
         """`bridge`: the steps' engine over their one connection (see models.db)."""

@@ -15,6 +15,7 @@ from models import sqlite_inloop
 from models.step_transactions import CoreTransactions, SqliteTransactions
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+STEP_BUSY_SECONDS = 30.0  # how long a conversation step waits for another process's write lock on SQLite
 
 
 def make_engine(url: str, sqlite_synchronous: str = "NORMAL") -> AsyncEngine:
@@ -41,10 +42,10 @@ def _sqlite_engine(url: str, synchronous: str, steps: bool = False) -> AsyncEngi
     """`steps`: the conversation steps' own engine, one connection whose transactions they manage themselves (never
     rolled back by the pool, commits and rollbacks from SQLAlchemy ignored: see models.step_transactions)."""
     path = _inloop_path(url)
-    if steps:
+    if steps:  # named parameters (`:name`): the steps' statements run on sqlite3 with a dict of them
         engine = create_async_engine(url, async_creator=sqlite_inloop.creator(
-            path, busy_seconds=30, connection=sqlite_inloop.StepConnection), poolclass=StaticPool,
-            pool_reset_on_return=None)
+            path, busy_seconds=STEP_BUSY_SECONDS, connection=sqlite_inloop.StepConnection), poolclass=StaticPool,
+            pool_reset_on_return=None, paramstyle="named")
     elif path:  # a file: its calls run on the event loop, waiting for a writer's lock there
         engine = create_async_engine(url, async_creator=sqlite_inloop.creator(path, busy_seconds=30))
     else:
@@ -69,7 +70,7 @@ def step_transactions(db: AsyncEngine, sqlite_synchronous: str = "NORMAL"):  # n
         return CoreTransactions(db)
     if _inloop_path(url) is None:
         return CoreTransactions(db, serial=True)
-    return SqliteTransactions(_sqlite_engine(url, sqlite_synchronous, steps=True))
+    return SqliteTransactions(_sqlite_engine(url, sqlite_synchronous, steps=True), busy_seconds=STEP_BUSY_SECONDS)
 
 
 def insert_for(dialect_name: str):  # noqa: ANN201

@@ -36,8 +36,8 @@ async def test_one_holder_and_a_takeover_when_it_dies():
         assert len(holders) == 1
         first = holders[0]
         # The holder's session ends as a killed worker's does: the server drops it, and the lock with it.
-        pid = (await leases[first]._conn.execute(text("SELECT pg_backend_pid()"))).scalar()
-        await leases[first]._conn.commit()
+        pid = (await leases[first]._session_conn.execute(text("SELECT pg_backend_pid()"))).scalar()
+        await leases[first]._session_conn.commit()
         killer = make_engine(PG_URL)
         async with killer.connect() as conn:
             await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})

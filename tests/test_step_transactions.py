@@ -202,3 +202,268 @@ async def test_a_step_cancelled_in_the_queue_does_not_leave_the_shared_transacti
         await queued[0]
     assert await _count(engine, "WHERE chat_id = 'first'") == 1
     assert await _count(engine, "WHERE chat_id = 'second'") == 0
+
+
+# -- group commit under cancellation and failure -------------------------------------------------------------------
+async def _in_one_batch(steps, bodies) -> list:  # noqa: ANN001
+    """Run a step per body at once, all in one batch: the first holds the connection until the others queue."""
+    tasks: list[asyncio.Task] = []
+    queued = asyncio.Event()
+
+    async def step(i: int) -> None:
+        async with steps.begin() as tx:
+            if i == 0:
+                await queued.wait()
+            await bodies[i](tx, tasks)
+
+    for i in range(len(bodies)):
+        tasks.append(asyncio.create_task(step(i)))
+    while steps.waiting < len(bodies) - 1:
+        await asyncio.sleep(0)
+    queued.set()
+    return tasks
+
+
+async def test_cancelling_a_step_waiting_for_its_batch_commit_leaves_the_others_answered(dbs):
+    """Three steps in one batch; the second's caller is cancelled while it waits for the commit. The commit is
+    not cancelled: the first and third return normally, and the second step's work is committed with them (its
+    body had finished: it completes fully; only its caller stops waiting)."""
+    steps, engine = dbs
+    at = datetime(2026, 11, 25, 8, 0)
+
+    def write(chat: str, cancel: int | None = None):  # noqa: ANN202
+        async def body(tx, tasks) -> None:  # noqa: ANN001
+            await tx.execute(WRITE, {"chat": chat, "data": {}, "at": at})
+            if cancel is not None:
+                tasks[cancel].cancel()  # it has finished its step and waits for the batch's commit
+        return body
+
+    commits = steps.commits
+    tasks = await _in_one_batch(steps, [write("a"), write("b"), write("c", cancel=1)])
+    results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
+    assert [type(r).__name__ for r in results] == ["NoneType", "CancelledError", "NoneType"]
+    assert steps.commits == commits + 1
+    assert await _count(engine) == 3
+
+
+async def test_a_step_cancelled_while_it_runs_is_rolled_back_and_its_batch_commits(dbs):
+    steps, engine = dbs
+    at = datetime(2026, 11, 25, 8, 0)
+    inside = asyncio.Event()
+
+    async def first(tx, tasks) -> None:  # noqa: ANN001
+        await tx.execute(WRITE, {"chat": "a", "data": {}, "at": at})
+
+    async def cancelled(tx, tasks) -> None:  # noqa: ANN001
+        await tx.execute(WRITE, {"chat": "b", "data": {}, "at": at})
+        inside.set()
+        await asyncio.Event().wait()  # until cancelled
+
+    async def third(tx, tasks) -> None:  # noqa: ANN001
+        await tx.execute(WRITE, {"chat": "c", "data": {}, "at": at})
+
+    tasks = await _in_one_batch(steps, [first, cancelled, third])
+    await inside.wait()
+    tasks[1].cancel()
+    results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
+    assert [type(r).__name__ for r in results] == ["NoneType", "CancelledError", "NoneType"]
+    assert await _count(engine) == 2 and await _count(engine, "WHERE chat_id = 'b'") == 0
+
+
+async def test_a_failing_commit_fails_only_its_batch(dbs):
+    """A constraint checked at commit (a deferred foreign key) fails the batch: none of its steps is kept, each
+    raises SQLAlchemy's IntegrityError (Engine.handle runs such a step again), and the next batch commits."""
+    steps, engine = dbs
+    at = datetime(2026, 11, 25, 8, 0)
+
+    async def orphan(tx, tasks) -> None:  # noqa: ANN001
+        await tx.execute(text("PRAGMA defer_foreign_keys = ON"))
+        await tx.execute(insert(IDENT).values(channel="t", external_id="x", chat_id="x", person_id=999999,
+                                              display_name="", active=True, created_at=at), {})
+
+    async def fine(tx, tasks) -> None:  # noqa: ANN001
+        await tx.execute(WRITE, {"chat": f"c{len(tasks)}-{id(tx)}", "data": {}, "at": at})
+
+    tasks = await _in_one_batch(steps, [fine, orphan, fine])
+    results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
+    assert all(isinstance(r, IntegrityError) for r in results), results
+    assert await _count(engine) == 0
+    async with steps.begin() as tx:
+        await tx.execute(WRITE, {"chat": "later", "data": {}, "at": at})
+    assert await _count(engine) == 1
+
+
+async def test_a_closed_connection_is_reopened_and_the_steps_it_failed_are_run_again(sqlite_url, clock):
+    """The steps' sqlite3 connection is closed under them: between steps the next step opens a new one; inside a
+    step, the step fails as `connection_invalidated` and Engine.handle runs it again on a new connection."""
+    from bot.conversation.engine import Engine, Sender
+    from config.settings import Settings
+    from handlers.messages import Inbound
+    from models.db import make_sessionmaker
+
+    db = make_engine(sqlite_url)
+    engine = Engine(make_sessionmaker(db), Settings(database_url=sqlite_url), clock=clock)
+    steps = engine.transactions
+    owner = Sender("test", "u-1", "u-1", "Owner")
+    try:
+        assert await engine.handle(owner, Inbound.text_or_command("菜单"))
+        steps.raw.close()  # between steps
+        assert await engine.handle(owner, Inbound.text_or_command("菜单"))
+        assert steps.reconnects == 1
+
+        class CloseOnce:
+            calls = 0
+
+            async def after(self, tx, replies) -> bool:  # noqa: ANN001
+                self.calls += 1
+                if self.calls == 1:
+                    steps.raw.close()  # inside the step, after its writes
+                return True
+
+        hooks = CloseOnce()
+        assert await engine.handle(Sender("test", "u-2", "u-2", "Other"), Inbound.text_or_command("菜单"), hooks)
+        assert hooks.calls == 2 and steps.reconnects == 2
+        async with db.connect() as conn:
+            chats = (await conn.execute(text("SELECT chat_id FROM conversations ORDER BY chat_id"))).scalars()
+            assert list(chats) == ["u-1", "u-2"]
+    finally:
+        await engine.close()
+        await db.dispose()
+
+
+async def test_closing_with_an_open_batch_commits_the_steps_begun_and_refuses_new_ones(dbs):
+    steps, engine = dbs
+    at = datetime(2026, 11, 25, 8, 0)
+    release = asyncio.Event()
+
+    async def held(tx, tasks) -> None:  # noqa: ANN001
+        await tx.execute(WRITE, {"chat": "held", "data": {}, "at": at})
+        await release.wait()
+
+    def write(chat: str):  # noqa: ANN202
+        async def body(tx, tasks) -> None:  # noqa: ANN001
+            await tx.execute(WRITE, {"chat": chat, "data": {}, "at": at})
+        return body
+
+    tasks = await _in_one_batch(steps, [write("first"), held, write("queued")])
+    while steps.waiting < 1:  # "queued" waits behind "held"
+        await asyncio.sleep(0)
+    closing = asyncio.create_task(steps.close())
+    await asyncio.sleep(0)
+    from models.step_transactions import StepsClosed
+    with pytest.raises(StepsClosed):
+        async with steps.begin():
+            pass
+    release.set()
+    results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
+    await asyncio.wait_for(closing, 5)
+    assert results == [None, None, None]
+    assert await _count(engine) == 3
+
+
+async def test_queued_steps_let_the_event_loop_go_round(dbs):
+    """Steps run on the loop's thread without waiting for anything: many queued at once must not all run in one
+    turn of the loop while every other task of the process waits."""
+    steps, engine = dbs
+    at = datetime(2026, 11, 25, 8, 0)
+    loop = asyncio.get_running_loop()
+    done, most, last, running = [0], [0], [0], [True]
+
+    def turn() -> None:  # runs once per turn of the loop
+        most[0] = max(most[0], done[0] - last[0])
+        last[0] = done[0]
+        if running[0]:
+            loop.call_soon(turn)
+
+    async def step(i: int) -> None:
+        async with steps.begin() as tx:
+            await tx.execute(WRITE, {"chat": f"c{i}", "data": {"text": "漏水" * 50}, "at": at})
+            done[0] += 1
+
+    await step(-1)  # the connection is open: nothing makes a step wait
+    loop.call_soon(turn)
+    await asyncio.gather(*(step(i) for i in range(400)))
+    running[0] = False
+    assert await _count(engine) == 401
+    assert most[0] < 200, most[0]  # without turns: all 400 in one
+
+
+async def test_another_process_holding_the_write_lock_delays_steps_or_fails_them_after_their_busy_time(dbs):
+    """Another process holds SQLite's write lock as steps begin: they wait on the loop (other tasks run), and
+    go through once it commits; past their busy time they fail with SQLAlchemy's OperationalError, and the next
+    step works."""
+    import sys
+
+    from sqlalchemy.exc import OperationalError
+
+    steps, engine = dbs
+    at = datetime(2026, 11, 25, 8, 0)
+    holder = await asyncio.create_subprocess_exec(sys.executable, "-c", (
+        "import sqlite3, sys\n"
+        f"c = sqlite3.connect({str(engine.url.database)!r}, isolation_level=None)\n"
+        "c.execute('BEGIN IMMEDIATE')\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "c.execute('COMMIT')\n"
+        "print('released', flush=True)\n"), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    try:
+        assert (await holder.stdout.readline()).strip() == b"locked"
+        steps.busy_seconds = 0.1
+        with pytest.raises(OperationalError, match="locked"):
+            async with steps.begin() as tx:
+                await tx.execute(WRITE, {"chat": "impatient", "data": {}, "at": at})
+        steps.busy_seconds = 30
+        waiting = asyncio.Event()
+        ticks = 0
+
+        async def beat() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                if ticks == 5:
+                    waiting.set()  # the loop goes round while the steps wait for the lock
+                await asyncio.sleep(0.001)
+
+        async def step(i: int) -> None:
+            async with steps.begin() as tx:
+                await tx.execute(WRITE, {"chat": f"c{i}", "data": {}, "at": at})
+
+        beating = asyncio.create_task(beat())
+        stepping = asyncio.gather(*(step(i) for i in range(3)))
+        await waiting.wait()
+        assert not stepping.done()
+        holder.stdin.write(b"go\n")
+        await holder.stdin.drain()
+        await asyncio.wait_for(stepping, 10)
+        beating.cancel()
+        assert await _count(engine) == 3 and await _count(engine, "WHERE chat_id = 'impatient'") == 0
+    finally:
+        if holder.returncode is None:
+            holder.stdin.write(b"go\n")
+            await holder.wait()
+
+
+async def test_another_writer_of_the_process_gets_the_lock_between_batches(dbs):
+    """While steps keep coming, a write on another connection of this process (a staff action, the delivery
+    worker) gets SQLite's lock between two batches, instead of waiting for the steps to run out."""
+    steps, engine = dbs
+    at = datetime(2026, 11, 25, 8, 0)
+    done = [0]
+    started = asyncio.Event()
+
+    async def step(i: int) -> None:
+        async with steps.begin() as tx:
+            await tx.execute(WRITE, {"chat": f"c{i}", "data": {"text": "漏水" * 50}, "at": at})
+            done[0] += 1
+            started.set()
+
+    async def other_writer() -> int:
+        await started.wait()
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO people (name, created_at) VALUES ('staff', '2026-11-25 08:00:00')"))
+        return done[0]
+
+    await step(-1)
+    started.clear()
+    steps_done_when_written, _ = await asyncio.gather(other_writer(), asyncio.gather(*(step(i) for i in range(2000))))
+    assert steps_done_when_written < 4 * steps.MAX_BATCH, steps_done_when_written  # a batch or two, not 2000

@@ -8,7 +8,6 @@ steps.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from config.i18n import LANGS, t
 from handlers.messages import Inbound, Reply
 from models import Conversation, Identity, OutboxMessage, Person
 from models.db import insert_for, step_transactions
-from models.step_transactions import StepTx
+from models.step_transactions import STATEMENTS, StepTx, param
 
 from bot.triage.classifier import Classifier, get_classifier
 from bot.triage.combine import Triager
@@ -116,7 +115,7 @@ class Engine:
         row = (await tx.execute(_CONVERSATION, key)).first()
         if row is None:
             # A concurrent first message may have created it: ON CONFLICT DO NOTHING.
-            await tx.execute(_new_conversation(tx.dialect.name), {**key, "now": self.clock.now()})
+            await tx.execute(STATEMENTS.built(_new_conversation, tx.dialect.name), {**key, "now": self.clock.now()})
             row = (await tx.execute(_CONVERSATION, key)).first()
         return row
 
@@ -225,7 +224,8 @@ class Engine:
         return replies + ctx.replies
 
 
-# Built once: the hot path's statements are plain Core on tables, with their parameters bound per call.
+# Built once: the hot path's statements are plain Core on tables, with their parameters (typed: see
+# models.step_transactions.param) bound per call.
 _CONV, _IDENT, _PEOPLE = Conversation.__table__, Identity.__table__, Person.__table__
 _IDENTITY_COLUMNS = (_IDENT.c.id.label("identity_id"), _IDENT.c.person_id, _IDENT.c.active,
                      _PEOPLE.c.lang.label("person_lang"))
@@ -244,21 +244,23 @@ _STEP = (select(*_CONVERSATION_COLUMNS, *_IDENTITY_COLUMNS)
          .where(_CONV.c.channel == bindparam("channel"), _CONV.c.chat_id == bindparam("chat"))
          .with_for_update(of=_CONV))
 _SAVE = (update(_CONV).where(_CONV.c.channel == bindparam("k_channel"), _CONV.c.chat_id == bindparam("k_chat"))
-         .values(flow=bindparam("flow"), state=bindparam("state"), data=bindparam("data"), lang=bindparam("lang"),
-                 updated_at=bindparam("updated_at")))
-_NEW_PERSON = (insert(_PEOPLE).values(name=bindparam("name"), lang=bindparam("lang", type_=String),
+         .values(flow=param(_CONV.c.flow), state=param(_CONV.c.state), data=param(_CONV.c.data),
+                 lang=param(_CONV.c.lang), updated_at=param(_CONV.c.updated_at)))
+_NEW_PERSON = (insert(_PEOPLE).values(name=param(_PEOPLE.c.name), lang=bindparam("lang", type_=String),
                                       created_at=bindparam("now", type_=DateTime)).returning(_PEOPLE.c.id))
-_NEW_IDENTITY = insert(_IDENT).values(channel=bindparam("channel"), external_id=bindparam("user"),
-                                      chat_id=bindparam("chat"), person_id=bindparam("person"),
-                                      display_name=bindparam("name"), active=True,
+_NEW_IDENTITY = insert(_IDENT).values(channel=param(_IDENT.c.channel), external_id=param(_IDENT.c.external_id, "user"),
+                                      chat_id=param(_IDENT.c.chat_id, "chat"),
+                                      person_id=param(_IDENT.c.person_id, "person"),
+                                      display_name=param(_IDENT.c.display_name, "name"), active=True,
                                       created_at=bindparam("now", type_=DateTime))
 _REACTIVATE = update(_IDENT).where(_IDENT.c.id == bindparam("identity_id")).values(active=True)
 
 
-@functools.cache
 def _new_conversation(dialect_name: str):  # noqa: ANN202
+    """Built once per dialect (STATEMENTS)."""
     return (insert_for(dialect_name)(_CONV)
-            .values(channel=bindparam("channel"), chat_id=bindparam("chat"), flow="menu", state="idle", data={},
+            .values(channel=param(_CONV.c.channel), chat_id=param(_CONV.c.chat_id, "chat"), flow="menu", state="idle",
+                    data={},
                     updated_at=bindparam("now", type_=DateTime))
             .on_conflict_do_nothing())
 

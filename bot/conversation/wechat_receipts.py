@@ -9,7 +9,7 @@ from bot.app import App
 from models import InboundReceipt, ServiceWindow
 from models.ticket import RequestNonce
 from models.db import insert_for
-from models.step_transactions import StepTx
+from models.step_transactions import STATEMENTS, StepTx, param
 
 CHANNEL = "wechat"
 # What the issue's quota rules allow (WeChat's customer-service message limits): after an owner's message,
@@ -19,12 +19,12 @@ EVENT_WINDOW, EVENT_QUOTA = timedelta(minutes=1), 3
 
 
 _RECEIPTS, _WINDOWS = InboundReceipt.__table__, ServiceWindow.__table__
-_statements: dict[tuple[str, str, str], object] = {}
 
 
 def _receipt_insert(insert):  # noqa: ANN001, ANN202
-    return insert(_RECEIPTS).values(key=bindparam("key"), chat_id=bindparam("chat_id", type_=String), status="ready",
-                                    reply=bindparam("reply"), created_at=bindparam("now", type_=DateTime),
+    return insert(_RECEIPTS).values(key=param(_RECEIPTS.c.key), chat_id=bindparam("chat_id", type_=String),
+                                    status="ready", reply=param(_RECEIPTS.c.reply),
+                                    created_at=bindparam("now", type_=DateTime),
                                     updated_at=bindparam("now", type_=DateTime)).on_conflict_do_nothing()
 
 
@@ -40,23 +40,24 @@ def _window_upsert(insert, kind: str, after_receipt: bool = False):  # noqa: ANN
             select(literal(CHANNEL), bindparam("chat_id", type_=String), literal(0), literal(0),
                    bindparam("now", type_=DateTime)).select_from(written))
     else:
-        stmt = insert(_WINDOWS).values(channel=CHANNEL, chat_id=bindparam("chat_id"), message_used=0, event_used=0,
-                                       **{at: bindparam("now")})
-    stmt = stmt.on_conflict_do_update(index_elements=["channel", "chat_id"], set_={at: stmt.excluded[at], used: 0})
+        stmt = insert(_WINDOWS).values(channel=CHANNEL, chat_id=param(_WINDOWS.c.chat_id), message_used=0,
+                                       event_used=0, **{at: param(_WINDOWS.c[at], "now")})
+    # `used` is 0 in the row just proposed: excluded's value, rather than one more parameter.
+    stmt = stmt.on_conflict_do_update(index_elements=["channel", "chat_id"],
+                                      set_={at: stmt.excluded[at], used: stmt.excluded[used]})
     return stmt.returning(_WINDOWS.c.chat_id).add_cte(written) if after_receipt else stmt
 
 
-_BUILDERS = {"receipt": lambda insert, kind: _receipt_insert(insert),
-             "window": _window_upsert,
-             "receipt+window": lambda insert, kind: _window_upsert(insert, kind, after_receipt=True)}
+def _build(dialect_name: str, what: str, kind: str):  # noqa: ANN202
+    insert = insert_for(dialect_name)
+    if what == "receipt":
+        return _receipt_insert(insert)
+    return _window_upsert(insert, kind, after_receipt=what == "receipt+window")
 
 
 def _statement(tx: StepTx, what: str, kind: str = ""):  # noqa: ANN202
     """The per-message statements, built once per dialect (statement building costs more than running them)."""
-    key = (tx.dialect.name, what, kind)
-    if key not in _statements:
-        _statements[key] = _BUILDERS[what](insert_for(tx.dialect.name), kind)
-    return _statements[key]
+    return STATEMENTS.built(_build, tx.dialect.name, what, kind)
 
 
 class Receipts:

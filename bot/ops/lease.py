@@ -29,7 +29,7 @@ class Lease:
         self.db, self.name, self.key = db, name, lease_key(name)
         self.on_acquired, self.on_lost, self.retry = on_acquired, on_lost, retry
         self.held = False
-        self._conn: AsyncConnection | None = None
+        self._session_conn: AsyncConnection | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Hold the lease whenever it can be had, until `stop`; then let it go."""
@@ -53,10 +53,10 @@ class Lease:
             await self._take()
             return
         try:
-            if self._conn is None:
-                self._conn = await self.db.connect()
-            got = (await self._conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key})).scalar()
-            await self._conn.commit()  # the lock is the session's: no transaction is left open meanwhile
+            if self._session_conn is None:
+                self._session_conn = await self.db.connect()
+            got = (await self._session_conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key})).scalar()
+            await self._session_conn.commit()  # the lock is the session's: no transaction is left open meanwhile
         except Exception as exc:  # noqa: BLE001 - the database is away: try again later
             log.warning("lease %s: cannot ask the database (%s)", self.name, exc)
             await self._close()
@@ -70,11 +70,11 @@ class Lease:
         await self.on_acquired()
 
     async def _still_held(self) -> bool:
-        if self._conn is None:
+        if self._session_conn is None:
             return True  # SQLite: nobody else to hold it
         try:
-            await self._conn.execute(text("SELECT 1"))
-            await self._conn.commit()
+            await self._session_conn.execute(text("SELECT 1"))
+            await self._session_conn.commit()
             return True
         except Exception:  # noqa: BLE001 - the connection (and with it the lock) is gone
             await self._close()
@@ -84,16 +84,16 @@ class Lease:
         self.held = False
         log.info("lease %s let go: %s", self.name, why)
         await self.on_lost()
-        if self._conn is not None:
+        if self._session_conn is not None:
             try:
-                await self._conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
-                await self._conn.commit()
+                await self._session_conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
+                await self._session_conn.commit()
             except Exception:  # noqa: BLE001 - closing the connection releases it anyway
                 await self._close()
 
     async def _close(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
+        if self._session_conn is not None:
+            conn, self._session_conn = self._session_conn, None
             try:
                 await conn.close()
             except Exception:  # noqa: BLE001

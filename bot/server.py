@@ -17,6 +17,7 @@ from bot.channels.web import console, owner_chat, security
 
 log = logging.getLogger("propdesk.server")
 APP_KEY = web.AppKey("propdesk", App)
+MAX_PATH = 2048  # longer addresses get 414, before any route (a file system refuses such names anyway)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -76,12 +77,16 @@ async def metrics(request: web.Request) -> web.Response:
 @web.middleware
 async def errors_as_json(request: web.Request, handler):
     """Bad requests get a clear JSON error; nothing leaks a traceback to the client."""
+    if len(request.raw_path) > MAX_PATH:
+        return web.json_response({"error": "the address is too long"}, status=414)
     try:
         return await handler(request)
     except web.HTTPException:
         raise
+    except UnicodeDecodeError:
+        return web.json_response({"error": "the request is not valid UTF-8"}, status=400)
     except Exception:  # noqa: BLE001
-        log.exception("error handling %s %s", request.method, request.path)
+        log.exception("error handling %s %s", request.method, request.path[:200])
         return web.json_response({"error": "internal error"}, status=500)
 
 

@@ -97,16 +97,13 @@ CASES = [
     ("staff login raw non-UTF-8", "POST", "/staff/login", "form", b"phone=\xff\xfe&password=\xc3\x28"),
     ("staff page forged key with surrogate", "GET", f"/staff/t/{NUMBER}?k=%ED%A0%80", None, None),
     ("staff page five-digit number", "GET", "/staff/t/BX-20261125-10000?k=x", None, None),
-    ("pane action staff_id beyond 64 bits", "POST", f"/api/staff/tickets/{NUMBER}/action", "json",
-     {"staff_id": BIG, "action": "claim"}),
-    ("pane action assignee beyond 64 bits", "POST", f"/api/staff/tickets/{NUMBER}/action", "json",
-     {"staff_id": 1, "action": "reassign", "assignee_id": BIG}),
-    ("pane action note with NUL", "POST", f"/api/staff/tickets/{NUMBER}/action", "json",
-     {"staff_id": 1, "action": "comment", "note": "a\x00b\ud800"}),
-    ("pane ticket of 5000 characters", "GET", f"/api/staff/tickets/{LONG}", None, None),
-    ("pane photo of no ticket", "GET", f"/api/staff/tickets/{NUMBER}/photos/999", None, None),
-    ("pane binding id beyond 64 bits", "POST", f"/api/staff/bindings/{BIG}", "json", {"approve": True}),
-    ("pane notice with surrogate and NUL", "POST", "/api/staff/notice", "json",
+    ("console action without a session", "POST", f"/api/console/tickets/{NUMBER}/action", "json",
+     {"action": "claim", "assignee_id": BIG}),
+    ("console ticket of 5000 characters", "GET", f"/api/console/tickets/{LONG}", None, None),
+    ("console photo of no ticket", "GET", f"/api/console/tickets/{NUMBER}/photos/999", None, None),
+    ("console binding id beyond 64 bits", "POST", f"/api/console/bindings/{BIG}", "json", {"approve": True}),
+    ("console login non-UTF-8", "POST", "/api/console/login", "raw", b"\xff\xfe"),
+    ("console notice with surrogate and NUL", "POST", "/api/console/notices", "json",
      {"estate": "SG\ud800", "text": "停水\x00"}),
     ("wechat without parameters", "POST", "/wechat", "raw", b"<xml/>"),
     ("wechat timestamp beyond 64 bits", "POST",
@@ -116,19 +113,8 @@ CASES = [
     ("telegram webhook not JSON", "POST", "/telegram/webhook", "tgraw", b"\xff\xfe"),
     ("health", "GET", "/healthz", None, None),
 ]
-# Web routes (bot/channels/web/, another engineer's) that still answer 5xx: listed so that the rest stay checked.
-KNOWN_WEB_5XX: dict[str, str] = {
-    "static path of 5000 characters": "owner_chat's add_static: OSError 'File name too long' from aiohttp's static "
-                                      "resolver (web console engineer: cap the path length or catch OSError as 404)",
-    "staff login raw non-UTF-8": "staff_page.login: request.post() raises UnicodeDecodeError on a raw non-UTF-8 "
-                                 "form (web console engineer: catch it as 400)",
-    "pane action staff_id beyond 64 bits": "staff_pane.action: int(staff_id) unbounded, OverflowError in the "
-                                           "staff lookup (web console engineer: 0 < id < 2**63 -> 400)",
-    "pane binding id beyond 64 bits": "staff_pane.decide_binding: int(id) unbounded, OverflowError in the lookup "
-                                      "(web console engineer: 0 < id < 2**63 -> 400/404)",
-    "pane notice with surrogate and NUL": "staff_pane.notice: a lone surrogate in estate/text reaches the database "
-                                          "(UnicodeEncodeError; web console engineer: strip or refuse with 400)",
-}
+# Routes known to answer 5xx, each with why: none today.
+KNOWN_WEB_5XX: dict[str, str] = {}
 
 
 def case_params():

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.common import mask_phone
 from config.i18n import label, t
 from models import Ticket, allowed_actions
-from models.ticket import NUMBER_PATTERN  # noqa: F401 - re-exported: the channels find numbers with it
+from models.ticket import NUMBER_PATTERN, NUMBER_RE  # noqa: F401 - re-exported: the channels match numbers with them
 
 from bot.clock import Clock
 from bot.desk.staff_actions import staff_ticket_view

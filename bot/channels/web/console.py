@@ -23,6 +23,7 @@ from bot.delivery.media import image_type
 from bot.delivery.uploads import save_upload
 from bot.desk.access import may
 from bot.desk.console_queries import TicketFilter
+from bot.desk.group_cards import NUMBER_RE
 from bot.desk.staff_auth import Session, StaffAuth, csrf_ok
 from bot.desk.staff_desk import StaffActionError
 
@@ -321,9 +322,9 @@ def setup(webapp: web.Application, app: App) -> None:
     r.add_get("/api/console/me", g()(console.me))
     r.add_get("/api/console/tickets", g()(console.tickets))
     r.add_get("/api/console/export.csv", g()(console.export))
-    r.add_get(r"/api/console/tickets/{number:[A-Za-z]{2}-\d{8}-\d{4}}", g()(console.ticket))
-    r.add_get(r"/api/console/tickets/{number:[A-Za-z]{2}-\d{8}-\d{4}}/photos/{index:\d{1,3}}", g()(console.photo))
-    r.add_post(r"/api/console/tickets/{number:[A-Za-z]{2}-\d{8}-\d{4}}/action", g()(console.action))
+    r.add_get(rf"/api/console/tickets/{{number:{NUMBER_RE}}}", g()(console.ticket))
+    r.add_get(rf"/api/console/tickets/{{number:{NUMBER_RE}}}/photos/{{index:\d{{1,3}}}}", g()(console.photo))
+    r.add_post(rf"/api/console/tickets/{{number:{NUMBER_RE}}}/action", g()(console.action))
     r.add_post("/api/console/bulk", g("bulk")(console.bulk))
     r.add_get("/api/console/bindings", g("bindings")(console.bindings))
     r.add_post(r"/api/console/bindings/{id:\d{1,18}}", g("bindings")(console.decide_binding))

@@ -12,6 +12,7 @@ from bot.app import App
 from bot.delivery.media import image_type
 from bot.delivery.uploads import save_upload
 from bot.channels.web.security import client_address
+from bot.desk.group_cards import NUMBER_RE
 from bot.desk.signing import sign, verify
 from bot.desk.staff_auth import StaffAuth
 from bot.desk.staff_desk import StaffActionError, StaffRef
@@ -154,8 +155,8 @@ class StaffPage:
 
 def setup(webapp: web.Application, app: App) -> None:
     staff = StaffPage(app)
-    webapp.router.add_get(r"/staff/t/{number:[A-Z]{2}-\d{8}-\d{4}}", staff.show)
-    webapp.router.add_post(r"/staff/t/{number:[A-Z]{2}-\d{8}-\d{4}}/act", staff.act)
-    webapp.router.add_get(r"/staff/t/{number:[A-Z]{2}-\d{8}-\d{4}}/photo/{index:\d{1,3}}", staff.photo)
+    webapp.router.add_get(rf"/staff/t/{{number:{NUMBER_RE}}}", staff.show)
+    webapp.router.add_post(rf"/staff/t/{{number:{NUMBER_RE}}}/act", staff.act)
+    webapp.router.add_get(rf"/staff/t/{{number:{NUMBER_RE}}}/photo/{{index:\d{{1,3}}}}", staff.photo)
     webapp.router.add_post("/staff/login", staff.login)
 

@@ -29,7 +29,8 @@ def make_engine(url: str, sqlite_synchronous: str = "NORMAL") -> AsyncEngine:
     # No ping before each checkout (a round trip per message, a third of the throughput): a connection that died
     # with a server restart fails at first use instead, the pool drops it, and the engine runs the message again
     # (bot.engine). Enough connections for a busy worker's concurrent messages.
-    return create_async_engine(url, pool_pre_ping=False, pool_size=20, max_overflow=10, pool_recycle=1800)
+    return create_async_engine(url, pool_pre_ping=False, pool_size=20, max_overflow=10, pool_recycle=1800,
+                               hide_parameters=True)  # errors and logs never carry owners' data
 
 
 def _inloop_path(url: str) -> str | None:
@@ -45,11 +46,12 @@ def _sqlite_engine(url: str, synchronous: str, steps: bool = False) -> AsyncEngi
     if steps:  # named parameters (`:name`): the steps' statements run on sqlite3 with a dict of them
         engine = create_async_engine(url, async_creator=sqlite_inloop.creator(
             path, busy_seconds=STEP_BUSY_SECONDS, connection=sqlite_inloop.StepConnection), poolclass=StaticPool,
-            pool_reset_on_return=None, paramstyle="named")
+            pool_reset_on_return=None, paramstyle="named", hide_parameters=True)
     elif path:  # a file: its calls run on the event loop, waiting for a writer's lock there
-        engine = create_async_engine(url, async_creator=sqlite_inloop.creator(path, busy_seconds=30))
+        engine = create_async_engine(url, async_creator=sqlite_inloop.creator(path, busy_seconds=30),
+                                     hide_parameters=True)
     else:
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001

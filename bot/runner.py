@@ -23,7 +23,7 @@ from config.settings import Settings
 from models.db import upgrade_url
 
 from bot.app import App
-from bot.delivery.outbox_worker import Delivery
+from bot.delivery.outbox_worker import Channel, Delivery
 from bot.channels.web.security import demo_enabled
 from bot.desk.demo_seed import is_empty, seed_demo, seed_demo_logins, seed_history
 from bot.server import build_app
@@ -94,7 +94,8 @@ async def prepare(app: App, demo: bool) -> None:
     if logins:
         base = f"http://{app.settings.http_host}:{app.settings.http_port}"
         lines = [f"Demo staff console: {base}/console — sign in with (shown once, change them for real use):"]
-        lines += [f"  {role:<10} {name:<28} phone {phone}  password {password}" for role, name, phone, password in logins]
+        lines += [f"  {role:<10} {name:<28} phone {phone}  password {password}"
+                  for role, name, phone, password in logins]
         print("\n".join(lines), flush=True)
 
 
@@ -116,14 +117,14 @@ class PathOnlyAccessLog(AbstractAccessLogger):
     """The access log without query strings or referrers: they carry signatures (WeChat), staff-page link keys and
     tokens, which must never reach a log."""
 
-    def log(self, request, response, time: float) -> None:  # noqa: ANN001
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         self.logger.info("%s %s %s %s %.3fs", request.remote, request.method, request.path[:300], response.status,
                          time)
 
 
-def build_channels(app: App) -> list:
+def build_channels(app: App) -> list[Channel]:
     """Every messenger channel whose settings are present (the web chat is part of the server)."""
-    channels = []
+    channels: list[Channel] = []
     if app.settings.telegram_token:
         from bot.channels.telegram.channel import TelegramChannel
 
@@ -140,7 +141,7 @@ def build_channels(app: App) -> list:
     return channels
 
 
-def build_delivery(app: App, channels: list) -> Delivery:
+def build_delivery(app: App, channels: list[Channel]) -> Delivery:
     s = app.settings
     fallback = s.delivery_fallback_group
     if fallback and fallback not in s.staff_groups:

@@ -9,10 +9,12 @@ import tempfile
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from bot.app import App
+from bot.delivery.outbox_worker import Channel
 from bot.channels.web import console, owner_chat, security
 
 log = logging.getLogger("propdesk.server")
@@ -75,7 +77,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 @web.middleware
-async def errors_as_json(request: web.Request, handler):
+async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bad requests get a clear JSON error; nothing leaks a traceback to the client."""
     if len(request.raw_path) > MAX_PATH:
         return web.json_response({"error": "the address is too long"}, status=414)
@@ -94,7 +96,7 @@ async def to_console(request: web.Request) -> web.Response:
     raise web.HTTPFound("/console")
 
 
-def build_app(app: App, channels: list | None = None) -> web.Application:
+def build_app(app: App, channels: list[Channel] | None = None) -> web.Application:
     webapp = web.Application(middlewares=[*security.middlewares(app.settings), errors_as_json],
                              client_max_size=app.settings.max_upload_bytes + 65536)
     webapp[APP_KEY] = app

@@ -12,6 +12,6 @@ __all__ = [
     "Base", "utcnow", "Conversation", "OutboxMessage", "Binding", "Building", "Estate", "Identity",
     "Person", "Residency", "Staff", "StaffEstate", "Unit", "Bill", "Payment", "Action", "Status",
     "TransitionError", "allowed_actions", "next_status", "Attachment", "Ticket", "TicketCounter",
-    "TicketEvent", "PostedCard", "ApiToken", "InboundReceipt", "ServiceWindow", "FeeReminder", "JobRun", "TicketFollower",
-    "ClassifierCorrection", "LoginThrottle", "StaffSession", "TicketNote",
+    "TicketEvent", "PostedCard", "ApiToken", "InboundReceipt", "ServiceWindow", "FeeReminder", "JobRun",
+    "TicketFollower", "ClassifierCorrection", "LoginThrottle", "StaffSession", "TicketNote",
 ]

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING, ClassVar
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table
 from sqlalchemy.orm import DeclarativeBase
 
 NAMING = {
@@ -17,6 +18,11 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+    if TYPE_CHECKING:
+        # Every model maps one Table (none maps a join or a select), so its `__table__` is a Table, not any
+        # FromClause as DeclarativeBase declares it.
+        __table__: ClassVar[Table]
 
 
 def utcnow() -> datetime:

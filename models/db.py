@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any, Callable
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from models import sqlite_inloop
 from models.step_transactions import CoreTransactions, SqliteTransactions
@@ -44,6 +47,8 @@ def _sqlite_engine(url: str, synchronous: str, steps: bool = False) -> AsyncEngi
     rolled back by the pool, commits and rollbacks from SQLAlchemy ignored: see models.step_transactions)."""
     path = _inloop_path(url)
     if steps:  # named parameters (`:name`): the steps' statements run on sqlite3 with a dict of them
+        if path is None:
+            raise ValueError(f"the steps' own engine needs a SQLite file, not {url!r}")
         engine = create_async_engine(url, async_creator=sqlite_inloop.creator(
             path, busy_seconds=STEP_BUSY_SECONDS, connection=sqlite_inloop.StepConnection), poolclass=StaticPool,
             pool_reset_on_return=None, paramstyle="named", hide_parameters=True)
@@ -54,7 +59,7 @@ def _sqlite_engine(url: str, synchronous: str, steps: bool = False) -> AsyncEngi
         engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
     @event.listens_for(engine.sync_engine, "connect")
-    def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
+    def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA journal_mode=WAL")
@@ -64,7 +69,7 @@ def _sqlite_engine(url: str, synchronous: str, steps: bool = False) -> AsyncEngi
     return engine
 
 
-def step_transactions(db: AsyncEngine, sqlite_synchronous: str = "NORMAL"):  # noqa: ANN201
+def step_transactions(db: AsyncEngine, sqlite_synchronous: str = "NORMAL") -> CoreTransactions | SqliteTransactions:
     """How conversation steps run their transactions on `db` (see step_transactions): on a SQLite file, on a
     connection of their own, statement by statement on the driver."""
     url = db.url.render_as_string(hide_password=False)
@@ -75,12 +80,12 @@ def step_transactions(db: AsyncEngine, sqlite_synchronous: str = "NORMAL"):  # n
     return SqliteTransactions(_sqlite_engine(url, sqlite_synchronous, steps=True), busy_seconds=STEP_BUSY_SECONDS)
 
 
-def insert_for(dialect_name: str):  # noqa: ANN201
+def insert_for(dialect_name: str) -> Callable[..., Any]:
     """The INSERT construct with ON CONFLICT for this database (PostgreSQL's and SQLite's, alike in use)."""
     return postgresql.insert if dialect_name == "postgresql" else sqlite.insert
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
@@ -90,10 +95,10 @@ def alembic_config() -> Config:
     return cfg
 
 
-async def _alembic(engine: AsyncEngine, fn, revision: str) -> None:  # noqa: ANN001
+async def _alembic(engine: AsyncEngine, fn: Callable[[Config, str], Any], revision: str) -> None:
     """Run an Alembic command on this engine's connection (Alembic's connection-sharing recipe)."""
 
-    def run(sync_conn) -> None:  # noqa: ANN001
+    def run(sync_conn: Connection) -> None:
         cfg = alembic_config()
         cfg.attributes["connection"] = sync_conn
         fn(cfg, revision)

@@ -26,26 +26,49 @@ import sqlite3
 import time
 from collections import namedtuple
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Callable, Hashable, Protocol
+from typing import Any, AsyncIterator, Callable, Hashable, Protocol, Sequence
 
-from sqlalchemy import BindParameter, Insert, Update, bindparam
+from sqlalchemy import BindParameter, ColumnElement, Dialect, Executable, Insert, Update, bindparam
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-from sqlalchemy.sql import visitors
-from sqlalchemy.types import NullType
+from sqlalchemy.sql import ClauseElement, visitors
+from sqlalchemy.types import NullType, TypeEngine
 
 from models import sqlite_inloop
+
+
+Params = dict[str, Any] | list[dict[str, Any]] | None  # one statement's parameters, or a list for executemany
+Converter = Callable[[Any], Any]
+
+
+class StepResult(Protocol):
+    """What a step's statement returns: SQLAlchemy's CursorResult, or the SQLite step path's `_Result`."""
+
+    @property
+    def rowcount(self) -> int:
+        ...
+
+    def first(self) -> Any:
+        ...
+
+    def all(self) -> Sequence[Any]:
+        ...
+
+    def scalar(self) -> Any:
+        ...
 
 
 class StepTx(Protocol):
     dialect: Any
 
-    async def execute(self, stmt, params=None): ...  # noqa: ANN001, ANN201, E704
+    async def execute(self, stmt: Executable, params: Params = None) -> StepResult:
+        ...
 
-    def session(self) -> AsyncSession: ...  # noqa: E704
+    def session(self) -> AsyncSession:
+        ...
 
 
-def param(column, key: str | None = None) -> BindParameter:  # noqa: ANN001
+def param(column: ColumnElement[Any], key: str | None = None) -> BindParameter[Any]:
     """A bind parameter typed as `column` (named `key`, else after the column). The steps' statements type their
     parameters: one left untyped in VALUES or SET gets its column's type only as SQLAlchemy compiles it, which the
     SQLite step path cannot see, so such a statement would take SQLAlchemy's slower path there."""
@@ -76,7 +99,7 @@ class StatementCache:
         """`builder(dialect_name, *args)`, built once."""
         return self._get(("built", builder, dialect_name, args), lambda: builder(dialect_name, *args))
 
-    def compiled(self, stmt, dialect, keys: tuple[str, ...]) -> "_Compiled | None":  # noqa: ANN001
+    def compiled(self, stmt: Executable, dialect: Dialect, keys: tuple[str, ...]) -> "_Compiled | None":
         """`stmt` compiled for the SQLite step path with these parameter names; None when SQLAlchemy must run it."""
         key = ("compiled", stmt, dialect.name, keys)
         try:
@@ -108,7 +131,7 @@ class CoreTx:
         self.dialect = conn.dialect
         self._session: AsyncSession | None = None
 
-    async def execute(self, stmt, params=None):  # noqa: ANN001, ANN201
+    async def execute(self, stmt: Executable, params: Params = None) -> StepResult:
         return await self.conn.execute(stmt, params)
 
     def session(self) -> AsyncSession:
@@ -156,11 +179,11 @@ class _Unsupported(Exception):
     SQLAlchemy runs it."""
 
 
-def _processor(type_, dialect) -> Callable | None:  # noqa: ANN001
+def _processor(type_: TypeEngine[Any], dialect: Dialect) -> Converter | None:
     return type_.dialect_impl(dialect).bind_processor(dialect)
 
 
-def _convert(type_, dialect, value):  # noqa: ANN001, ANN202
+def _convert(type_: TypeEngine[Any], dialect: Dialect, value: Any) -> Any:
     process = _processor(type_, dialect)
     return process(value) if process is not None else value
 
@@ -175,8 +198,8 @@ class _Compiled:
     SQLAlchemy adds while compiling (SQLite's `OFFSET 0`) is a plain int or str, which no type converts on SQLite.
     Whatever cannot be matched so makes the statement `_Unsupported`."""
 
-    def __init__(self, stmt, dialect, keys: tuple[str, ...]):  # noqa: ANN001
-        if dialect.paramstyle != "named":
+    def __init__(self, stmt: Executable, dialect: Dialect, keys: tuple[str, ...]):
+        if dialect.paramstyle != "named" or not isinstance(stmt, ClauseElement):
             raise _Unsupported
         binds = [e for e in visitors.iterate(stmt) if isinstance(e, BindParameter)]
         if any(b.expanding or b.callable is not None for b in binds):
@@ -196,7 +219,7 @@ class _Compiled:
         table = stmt.table if isinstance(stmt, (Insert, Update)) else None
         self.sql = compiled.string
         self.fixed: dict[str, Any] = {}
-        self.params: list[tuple[str, bool, Any, Callable | None]] = []  # (name, required, default, converter)
+        self.params: list[tuple[str, bool, Any, Converter | None]] = []  # (name, required, default, converter)
         for name, value in values.items():
             if name in named:
                 same = named[name]
@@ -229,7 +252,7 @@ class _Compiled:
         self.results = [(i, p) for i, p in ((i, c.type.dialect_impl(dialect).result_processor(dialect, None))
                                             for i, c in enumerate(columns)) if p is not None]
 
-    def bind(self, params: dict) -> dict:
+    def bind(self, params: dict[str, Any]) -> dict[str, Any]:
         values = dict(self.fixed)
         for name, required, value, convert in self.params:
             if name in params:
@@ -239,29 +262,29 @@ class _Compiled:
             values[name] = convert(value) if convert is not None else value
         return values
 
-    def rows(self, raw: list[tuple]) -> list:
+    def rows(self, raw: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         if self.row is None:
             return raw
-        rows = []
-        for values in raw:
-            values = list(values)
+        rows: list[tuple[Any, ...]] = []
+        for fetched in raw:
+            values = list(fetched)
             for i, convert in self.results:
                 values[i] = convert(values[i])
-            rows.append(self.row._make(values))
+            rows.append(self.row._make(values))  # type: ignore[attr-defined]  # typeshed: namedtuple() gives a plain tuple type
         return rows
 
 
 class _Result:
-    def __init__(self, rows: list, rowcount: int):
+    def __init__(self, rows: list[tuple[Any, ...]], rowcount: int):
         self._rows, self.rowcount = rows, rowcount
 
-    def first(self):  # noqa: ANN201
+    def first(self) -> Any:
         return self._rows[0] if self._rows else None
 
-    def all(self) -> list:
+    def all(self) -> list[tuple[Any, ...]]:
         return list(self._rows)
 
-    def scalar(self):  # noqa: ANN201
+    def scalar(self) -> Any:
         return self._rows[0][0] if self._rows else None
 
 
@@ -273,7 +296,7 @@ def _is_closed(raw: sqlite3.Connection) -> bool:
     return False
 
 
-def _error(statement: str, params: Any, exc: BaseException, raw: sqlite3.Connection | None) -> sa_exc.DBAPIError:
+def _error(statement: str, params: Any, exc: BaseException, raw: sqlite3.Connection | None) -> sa_exc.StatementError:
     """As SQLAlchemy would raise it (e.g. IntegrityError); a closed connection is `connection_invalidated`, so
     that the engine runs the step again on a new one."""
     if not isinstance(exc, sqlite3.Error):
@@ -290,17 +313,18 @@ class SqliteTx:
         self._session: AsyncSession | None = None
         self._fallback: AsyncConnection | None = None
 
-    async def execute(self, stmt, params=None):  # noqa: ANN001, ANN201
+    async def execute(self, stmt: Executable, params: Params = None) -> StepResult:
         many = isinstance(params, list)
-        first = (params[0] if many else params) or {}
+        first = (params[0] if isinstance(params, list) else params) or {}
         compiled = STATEMENTS.compiled(stmt, self.dialect, tuple(first))
         if compiled is None:  # not one this runner takes: SQLAlchemy runs it, on the same connection
             if self._fallback is None:
                 self._fallback = await self._owner.bridge.connect()
             return await self._fallback.execute(stmt, params)
-        args = [compiled.bind(p) for p in params] if many else compiled.bind(first)
+        args: dict[str, Any] | list[dict[str, Any]] = \
+            [compiled.bind(p) for p in params] if isinstance(params, list) else compiled.bind(first)
         raw = self._raw
-        run = raw.executemany if many else raw.execute
+        run: Callable[..., sqlite3.Cursor] = raw.executemany if many else raw.execute
         try:
             try:
                 cursor = run(compiled.sql, args)
@@ -403,8 +427,9 @@ class SqliteTransactions:
 
     The steps run on the event loop's thread without a real wait between them, so one loop turn could run every
     queued step back to back while the rest of the process (other channels, timers) waits: a step that finds the
-    turn's budget (`TURN_SECONDS` of steps, about a full batch) spent first lets the loop go round. And a batch does not take SQLite's
-    lock again before this process's other writers waiting for it have had their turn (sqlite_inloop.WRITERS)."""
+    turn's budget (`TURN_SECONDS` of steps, about a full batch) spent first lets the loop go round. And a batch does
+    not take SQLite's lock again before this process's other writers waiting for it have had their turn
+    (sqlite_inloop.WRITERS)."""
 
     MAX_BATCH = 16  # an answer waits for at most this many steps before its commit
     TURN_SECONDS = 0.005
@@ -427,7 +452,17 @@ class SqliteTransactions:
     async def _connect(self) -> sqlite3.Connection:
         async with self.bridge.connect() as conn:  # the pool keeps it: StaticPool, no reset on return
             driver = (await conn.get_raw_connection()).driver_connection
-        self.raw = driver.sqlite  # the sqlite3 connection under propdesk's in-loop driver
+        if driver is None:
+            raise sa_exc.InvalidRequestError("the steps' connection has no driver connection")
+        raw: sqlite3.Connection = driver.sqlite  # the sqlite3 connection under propdesk's in-loop driver
+        self.raw = raw
+        return raw
+
+    def _held(self) -> sqlite3.Connection:
+        """The connection the open batch runs on: `_open` set it; only `_reconnect` (before a batch opens) and
+        `close()` (after the last one) clear it."""
+        if self.raw is None:
+            raise StepsClosed("the steps' connection is closed")
         return self.raw
 
     async def _reconnect(self) -> sqlite3.Connection:
@@ -461,7 +496,7 @@ class SqliteTransactions:
 
     def _try_commit(self, batch: _Batch) -> bool:
         """False: SQLite was busy, the transaction is still open."""
-        raw = self.raw
+        raw = self._held()
         try:
             raw.commit()
         except sqlite3.OperationalError as exc:
@@ -478,7 +513,7 @@ class SqliteTransactions:
         return True
 
     async def _commit_when_free(self, batch: _Batch) -> None:
-        raw = self.raw
+        raw = self._held()
         try:
             await sqlite_inloop.retry_busy(raw.commit, (), self.busy_seconds)
         except BaseException as exc:
@@ -546,7 +581,7 @@ class SqliteTransactions:
             if self._closed:  # it began before close() and waited until after: nothing is open any more
                 raise StepsClosed("the step transactions are closed")
             batch = await self._open()
-            raw = self.raw
+            raw = self._held()
             try:
                 raw.execute("SAVEPOINT step")
             except sqlite3.Error as exc:

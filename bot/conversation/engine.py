@@ -12,12 +12,13 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol, overload
 
 from sqlalchemy import DateTime, String, and_, bindparam, event, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlalchemy.orm import object_session
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapper, object_session
 
 from config.settings import Settings
 from handlers import router
@@ -42,7 +43,7 @@ QUEUED = "propdesk.queued"
 
 
 @event.listens_for(OutboxMessage, "after_insert")
-def _mark_queued(mapper, connection, target) -> None:  # noqa: ANN001
+def _mark_queued(mapper: Mapper[OutboxMessage], connection: Connection, target: OutboxMessage) -> None:
     """Note on the session that it queued a message (see Engine.on_queued)."""
     session = object_session(target)
     if session is not None:
@@ -73,7 +74,7 @@ class _Declined(Exception):
 
 
 class Engine:
-    def __init__(self, sessionmaker: async_sessionmaker, settings: Settings, clock: Clock | None = None,
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock | None = None,
                  classifier: Classifier | None = None):
         # Steps run in transactions of their own kind (models.step_transactions); a session joins one when needed.
         self.transactions = step_transactions(sessionmaker.kw["bind"], settings.sqlite_synchronous)
@@ -92,7 +93,7 @@ class Engine:
             max_text_length=settings.max_text_length, hurry_cooldown_minutes=settings.hurry_cooldown_minutes,
             promise_minutes=dict(CLAIM_MINUTES))
 
-    async def _identity(self, tx: StepTx, sender: Sender, row=None) -> tuple[int, str | None]:  # noqa: ANN001
+    async def _identity(self, tx: StepTx, sender: Sender, row: Any = None) -> tuple[int, str | None]:
         """(person id, the person's language) of the sender's chat account, created on first contact. `row`: the
         identity as already read with the conversation, if it was found there."""
         if row is None or row.person_id is None:
@@ -109,7 +110,7 @@ class Engine:
                                          "now": self.clock.now()})
         return person_id, lang
 
-    async def _conversation(self, tx: StepTx, channel: str, chat_id: str):  # noqa: ANN202
+    async def _conversation(self, tx: StepTx, channel: str, chat_id: str) -> Any:
         """The chat's conversation row, locked for this transaction; created when new."""
         key = {"channel": channel, "chat": chat_id}
         row = (await tx.execute(_CONVERSATION, key)).first()
@@ -118,6 +119,14 @@ class Engine:
             await tx.execute(STATEMENTS.built(_new_conversation, tx.dialect.name), {**key, "now": self.clock.now()})
             row = (await tx.execute(_CONVERSATION, key)).first()
         return row
+
+    @overload
+    async def handle(self, sender: Sender, msg: Inbound, hooks: None = None) -> list[Reply]:
+        ...
+
+    @overload
+    async def handle(self, sender: Sender, msg: Inbound, hooks: "Hooks") -> list[Reply] | None:
+        ...
 
     async def handle(self, sender: Sender, msg: Inbound, hooks: "Hooks | None" = None) -> list[Reply] | None:
         """Run one message; its replies. With hooks, None when `hooks.after` declined the message.
@@ -256,7 +265,7 @@ _NEW_IDENTITY = insert(_IDENT).values(channel=param(_IDENT.c.channel), external_
 _REACTIVATE = update(_IDENT).where(_IDENT.c.id == bindparam("identity_id")).values(active=True)
 
 
-def _new_conversation(dialect_name: str):  # noqa: ANN202
+def _new_conversation(dialect_name: str) -> Any:
     """Built once per dialect (STATEMENTS)."""
     return (insert_for(dialect_name)(_CONV)
             .values(channel=param(_CONV.c.channel), chat_id=param(_CONV.c.chat_id, "chat"), flow="menu", state="idle",
@@ -272,8 +281,9 @@ _UNSAFE = re.compile("[\x00\ud800-\udfff]")
 
 def _clean(msg: Inbound) -> Inbound:
     """The message with lone surrogates and NUL removed from its texts."""
-    changes = {name: _UNSAFE.sub("", value) for name in ("text", "args", "choice", "photo_ref", "raw_type")
-               if isinstance(value := getattr(msg, name, None), str) and _UNSAFE.search(value)}
+    fields = ("text", "args", "choice", "photo_ref", "raw_type")
+    changes: dict[str, Any] = {name: _UNSAFE.sub("", value) for name in fields
+                               if isinstance(value := getattr(msg, name, None), str) and _UNSAFE.search(value)}
     return dataclasses.replace(msg, **changes) if changes else msg
 
 

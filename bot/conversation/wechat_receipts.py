@@ -1,9 +1,11 @@
 """WeChat state shared by every worker through the database: message receipts and customer-service windows."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any, Callable
 
-from sqlalchemy import DateTime, String, bindparam, delete, literal, select, update
+from sqlalchemy import DateTime, Executable, String, bindparam, delete, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import App
 from models import InboundReceipt, ServiceWindow
@@ -21,14 +23,14 @@ EVENT_WINDOW, EVENT_QUOTA = timedelta(minutes=1), 3
 _RECEIPTS, _WINDOWS = InboundReceipt.__table__, ServiceWindow.__table__
 
 
-def _receipt_insert(insert):  # noqa: ANN001, ANN202
+def _receipt_insert(insert: Callable[..., Any]) -> Any:
     return insert(_RECEIPTS).values(key=param(_RECEIPTS.c.key), chat_id=bindparam("chat_id", type_=String),
                                     status="ready", reply=param(_RECEIPTS.c.reply),
                                     created_at=bindparam("now", type_=DateTime),
                                     updated_at=bindparam("now", type_=DateTime)).on_conflict_do_nothing()
 
 
-def _window_upsert(insert, kind: str, after_receipt: bool = False):  # noqa: ANN001, ANN202
+def _window_upsert(insert: Callable[..., Any], kind: str, after_receipt: bool = False) -> Executable:
     """Open an owner's reply window of `kind` ("message" or "event"): a fresh window and quota. `after_receipt`
     (PostgreSQL): in one statement with the receipt's insert, selecting the window's row from the inserted receipt,
     so that it is written, and a row returned, only when the receipt was new."""
@@ -48,14 +50,14 @@ def _window_upsert(insert, kind: str, after_receipt: bool = False):  # noqa: ANN
     return stmt.returning(_WINDOWS.c.chat_id).add_cte(written) if after_receipt else stmt
 
 
-def _build(dialect_name: str, what: str, kind: str):  # noqa: ANN202
+def _build(dialect_name: str, what: str, kind: str) -> Executable:
     insert = insert_for(dialect_name)
     if what == "receipt":
         return _receipt_insert(insert)
     return _window_upsert(insert, kind, after_receipt=what == "receipt+window")
 
 
-def _statement(tx: StepTx, what: str, kind: str = ""):  # noqa: ANN202
+def _statement(tx: StepTx, what: str, kind: str = "") -> Executable:
     """The per-message statements, built once per dialect (statement building costs more than running them)."""
     return STATEMENTS.built(_build, tx.dialect.name, what, kind)
 
@@ -97,7 +99,7 @@ class Windows:
     def __init__(self, app: App):
         self.app = app
 
-    async def _row(self, s, chat_id: str) -> ServiceWindow:  # noqa: ANN001
+    async def _row(self, s: AsyncSession, chat_id: str) -> ServiceWindow:
         row = await s.scalar(select(ServiceWindow).where(ServiceWindow.channel == CHANNEL,
                                                          ServiceWindow.chat_id == chat_id).with_for_update())
         if row is None:
@@ -132,7 +134,7 @@ class Nonces:
     def __init__(self, app: App, window: timedelta):
         self.app = app
         self.window = window
-        self._pruned_at = None
+        self._pruned_at: datetime | None = None
 
     async def first_use(self, timestamp: str, nonce: str, digest: str) -> bool:
         """Record the nonce; False when it was seen with another body (a replay). The same body again is WeChat

@@ -9,14 +9,17 @@ until its retry.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from datetime import timedelta
-from typing import Protocol
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TypeGuard, cast
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from aiohttp import web
+from sqlalchemy import ColumnElement, CursorResult, Select, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from config.i18n import t
+from config.settings import StaffGroup
 from models import OutboxMessage, Ticket, PostedCard, TicketEvent
 
 from bot.desk.group_cards import GroupCard, build_group_card
@@ -42,22 +45,49 @@ class Outlet(Protocol):
 
     channel: str
 
-    async def send(self, chat_id: str, payload: dict, reply_to: str | None = None) -> str | None:
+    async def send(self, chat_id: str, payload: dict[str, Any], reply_to: str | None = None) -> str | None:
         """Send a text (with choices) or a photo; the platform's message id."""
 
     async def put_card(self, chat_id: str, card: GroupCard, message_id: str | None) -> str:
         """Post the card, or edit it in place when it has a message id; the message id."""
 
-    # Optional, for channels whose limit can leave a backlog: `free(chat_id)` is how many messages may go now,
-    # and `put_digest(chat_id, cards)` posts up to `digest_size` new cards as one message (its id, prefixed
-    # with DIGEST where the tickets should still get cards of their own when they change).
+
+class DigestOutlet(Outlet, Protocol):
+    """An outlet whose limit can leave a backlog: `free(chat_id)` is how many messages may go now, and
+    `put_digest(chat_id, cards)` posts up to `digest_size` new cards as one message (its id, prefixed with DIGEST
+    where the tickets should still get cards of their own when they change)."""
+
+    digest_size: int
+
+    def free(self, chat_id: str) -> int:
+        ...
+
+    async def put_digest(self, chat_id: str, cards: list[GroupCard]) -> str:
+        ...
+
+
+def _digests(outlet: Outlet) -> TypeGuard[DigestOutlet]:
+    return getattr(outlet, "free", None) is not None
+
+
+class Channel(Outlet, Protocol):
+    """A messenger channel as the server runs it: its routes, start and stop, and its outlet."""
+
+    def setup_routes(self, webapp: web.Application) -> None:
+        ...
+
+    async def start(self) -> None:
+        ...
+
+    async def stop(self) -> None:
+        ...
 
 
 class Delivery:
-    def __init__(self, sessionmaker: async_sessionmaker, clock: Clock, outlets: dict[str, Outlet], *,
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock, outlets: dict[str, Outlet], *,
                  staff_lang: str = "zh", lease_seconds: float = 120, max_attempts: int | None = None,
                  backoff_seconds: float = 2.0, max_backoff_seconds: float = 300, give_up_hours: float = 12,
-                 late_after_attempts: int = 8, fallback: tuple[str, object] | None = None,
+                 late_after_attempts: int = 8, fallback: tuple[str, StaffGroup] | None = None,
                  fallback_after_minutes: float = 5):
         """`max_attempts`: a hard limit (None: retry while the message matters: a card until its ticket closes,
         anything else for `give_up_hours`). `fallback`: (name, StaffGroup) of the group that gets a card whose own
@@ -75,13 +105,13 @@ class Delivery:
         self.fallback = fallback
         self.fallback_after = timedelta(minutes=fallback_after_minutes)
         self._wake = asyncio.Event()
-        self._busy: dict[tuple[str, str], asyncio.Task] = {}
+        self._busy: dict[tuple[str, str], asyncio.Task[int]] = {}
 
     def wake(self) -> None:
         """Something was queued: look now rather than at the next tick."""
         self._wake.set()
 
-    def _due(self, now):  # noqa: ANN001, ANN202
+    def _due(self, now: datetime) -> tuple[ColumnElement[bool], ...]:
         return (OutboxMessage.status == "pending", OutboxMessage.channel.in_(list(self.outlets)),
                 or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now))
 
@@ -89,7 +119,7 @@ class Delivery:
         async with self.sm() as s:
             rows = await s.execute(select(OutboxMessage.channel, OutboxMessage.chat_id)
                                    .where(*self._due(self.clock.now())).distinct().limit(limit))
-            return [tuple(r) for r in rows]
+            return [(channel, chat_id) for channel, chat_id in rows]
 
     async def claim_next(self, channel: str, chat_id: str) -> OutboxMessage | None:
         """Lease the chat's next due row: highest priority first, then oldest."""
@@ -107,7 +137,7 @@ class Delivery:
                 won = await s.execute(update(OutboxMessage).where(OutboxMessage.id == row.id, *self._due(now))
                                       .values(next_attempt_at=now + self.lease)
                                       .execution_options(synchronize_session=False))
-                if won.rowcount == 1:
+                if cast(CursorResult[Any], won).rowcount == 1:  # an UPDATE's result is a CursorResult
                     break
                 s.expunge(row)
             else:
@@ -128,15 +158,18 @@ class Delivery:
         started = self._start_chat_workers(await self.due_chats())
         return sum(await asyncio.gather(*started)) if started else 0
 
-    def _start_chat_workers(self, chats: list[tuple[str, str]]) -> list[asyncio.Task]:
+    def _start_chat_workers(self, chats: list[tuple[str, str]]) -> list[asyncio.Task[int]]:
         started = []
         for chat in chats:
             if chat not in self._busy:
                 task = asyncio.create_task(self._supervised(*chat))
                 self._busy[chat] = task
-                task.add_done_callback(lambda _t, key=chat: self._busy.pop(key, None))
+                task.add_done_callback(functools.partial(self._done, chat))
                 started.append(task)
         return started
+
+    def _done(self, chat: tuple[str, str], _task: asyncio.Task[int]) -> None:
+        self._busy.pop(chat, None)
 
     async def _supervised(self, channel: str, chat_id: str) -> int:
         """A chat worker that never dies silently: whatever stops it is logged, and the next sweep starts the chat
@@ -203,7 +236,7 @@ class Delivery:
         if first_post and slot.posting_since is not None:
             log.warning("card %s to %s:%s: an earlier post was interrupted before its answer; posting again",
                         card.number, row.channel, row.chat_id)
-        if first_post and getattr(outlet, "free", None) is not None:
+        if first_post and _digests(outlet):
             # More new cards wait than the chat's limit lets through now: send them together.
             free = outlet.free(row.chat_id)
             if (free <= 0 or await self._new_cards_waiting(row) >= free) and await self._send_digest(outlet, row, card):
@@ -223,7 +256,7 @@ class Delivery:
         if first_post:
             heartbeat.cancel()
         async with self.sm() as s, s.begin():
-            slot = await s.get(PostedCard, slot.id)
+            slot = await s.get_one(PostedCard, slot.id)
             slot.message_id = str(message_id)
             slot.posting_since = None
             await self._settle(row, "sent", session=s)
@@ -236,10 +269,10 @@ class Delivery:
 
     async def _mark_posting(self, row: OutboxMessage, slot_id: int, clear: bool = False) -> None:
         async with self.sm() as s, s.begin():
-            slot = await s.get(PostedCard, slot_id)
+            slot = await s.get_one(PostedCard, slot_id)
             slot.posting_since = None if clear else self.clock.now()
             if not clear:
-                db_row = await s.get(OutboxMessage, row.id)
+                db_row = await s.get_one(OutboxMessage, row.id)
                 db_row.next_attempt_at = self.clock.now() + self.lease
 
     async def _keep_lease(self, row: OutboxMessage, slot_id: int) -> None:
@@ -252,7 +285,7 @@ class Delivery:
             except Exception:  # noqa: BLE001 - the next beat tries again
                 log.warning("could not extend the lease of outbox row %s", row.id, exc_info=True)
 
-    def _new_cards(self, row: OutboxMessage, now):  # noqa: ANN001, ANN202
+    def _new_cards(self, row: OutboxMessage, now: datetime) -> Select[OutboxMessage]:
         """Due rows that would post a new card (or one only listed in a digest) to the row's chat, but the row."""
         return (select(OutboxMessage).join(PostedCard, (PostedCard.ticket_id == OutboxMessage.ticket_id)
                                            & (PostedCard.channel == OutboxMessage.channel)
@@ -263,9 +296,10 @@ class Delivery:
 
     async def _new_cards_waiting(self, row: OutboxMessage) -> int:
         async with self.sm() as s:
-            return await s.scalar(select(func.count()).select_from(self._new_cards(row, self.clock.now()).subquery()))
+            waiting = select(func.count()).select_from(self._new_cards(row, self.clock.now()).subquery())
+            return await s.scalar(waiting) or 0
 
-    async def _send_digest(self, outlet: Outlet, row: OutboxMessage, card: GroupCard) -> bool:
+    async def _send_digest(self, outlet: DigestOutlet, row: OutboxMessage, card: GroupCard) -> bool:
         """The chat's limit is reached and more new cards wait: post them all as one digest instead of queueing
         them for minutes. False when this card is the only one waiting."""
         now = self.clock.now()
@@ -279,28 +313,29 @@ class Delivery:
         if not others:
             return False
         async with self.sm() as s:
-            cards = [card] + [await build_group_card(s, await s.get(Ticket, o.ticket_id), self.clock, self.staff_lang)
-                              for o in others]
+            cards = [card] + [await build_group_card(s, await s.get_one(Ticket, o.ticket_id), self.clock,
+                                                     self.staff_lang) for o in others]
         try:
             message_id = await outlet.put_digest(row.chat_id, cards)
         except Exception:
             async with self.sm() as s, s.begin():  # the others go back to waiting with this one
                 for other in others:
-                    (await s.get(OutboxMessage, other.id)).next_attempt_at = now
+                    (await s.get_one(OutboxMessage, other.id)).next_attempt_at = now
             raise
         async with self.sm() as s, s.begin():
-            for done in [row, *others]:
-                slot = await s.scalar(select(PostedCard).where(
+            for done in [row, *others]:  # each has its card's slot (unique): `_new_cards` joins it
+                slot = (await s.scalars(select(PostedCard).where(
                     PostedCard.ticket_id == done.ticket_id, PostedCard.channel == done.channel,
-                    PostedCard.chat_id == done.chat_id))
+                    PostedCard.chat_id == done.chat_id))).one()
                 slot.message_id = str(message_id)
                 await self._settle(done, "sent", note=f"in a digest of {len(cards)}", session=s)
         log.info("posted %d cards to %s:%s as one digest", len(cards), row.channel, row.chat_id)
         return True
 
-    async def _settle(self, row: OutboxMessage, status: str, note: str = "", session=None) -> None:  # noqa: ANN001
-        async def apply(s) -> None:  # noqa: ANN001
-            db_row = await s.get(OutboxMessage, row.id)
+    async def _settle(self, row: OutboxMessage, status: str, note: str = "",
+                      session: AsyncSession | None = None) -> None:
+        async def apply(s: AsyncSession) -> None:
+            db_row = await s.get_one(OutboxMessage, row.id)
             db_row.status = status
             db_row.attempts += 1
             db_row.last_error = note[:500]
@@ -318,13 +353,13 @@ class Delivery:
         async with self.sm() as s, s.begin():
             await apply(s)
 
-    async def _failed(self, row: OutboxMessage, exc: DeliveryError):  # noqa: ANN201
+    async def _failed(self, row: OutboxMessage, exc: DeliveryError) -> datetime | None:
         """Record a failed attempt; the time of the next one, or None when it failed for good (refused for good by
         the platform, or no longer worth sending: a card whose ticket is closed, a message older than
         `give_up`)."""
         now = self.clock.now()
         async with self.sm() as s, s.begin():
-            db_row = await s.get(OutboxMessage, row.id)
+            db_row = await s.get_one(OutboxMessage, row.id)
             attempts = db_row.attempts + 1
             ticket = await s.get(Ticket, row.ticket_id) if row.ticket_id else None
             if row.kind == "card":
@@ -350,7 +385,7 @@ class Delivery:
             log.info("outbox row %s to %s:%s: retry in %.1fs (%s)", row.id, row.channel, row.chat_id, delay, exc)
             return db_row.next_attempt_at
 
-    async def _fall_back(self, s, row: OutboxMessage, ticket: Ticket, now):  # noqa: ANN001, ANN202
+    async def _fall_back(self, s: AsyncSession, row: OutboxMessage, ticket: Ticket, now: datetime) -> datetime | None:
         """A card that has not reached its group for `fallback_after` goes to the fallback group too, once. When
         that time is still to come: that time."""
         if self.fallback is None:
@@ -379,7 +414,7 @@ class Delivery:
         self.wake()
         return None
 
-    async def _hold_back(self, channel: str, chat_id: str, retry_at) -> None:  # noqa: ANN001
+    async def _hold_back(self, channel: str, chat_id: str, retry_at: datetime) -> None:
         """Later messages of a chat wait for the earlier one, so they are read in order."""
         async with self.sm() as s, s.begin():
             rows = (await s.scalars(select(OutboxMessage).where(

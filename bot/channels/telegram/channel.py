@@ -11,13 +11,15 @@ import json
 import logging
 import secrets
 import warnings
+from typing import Any, Callable, Coroutine
 
 from aiohttp import web
 from telegram import (BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeAllGroupChats,
-                      InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters, Update)
-from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+                      Chat, InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters, Update, User)
+from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.warnings import PTBUserWarning
-from telegram.ext import AIORateLimiter, Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
+from telegram.ext import (AIORateLimiter, Application, CallbackQueryHandler, ContextTypes, ExtBot, MessageHandler,
+                          filters)
 
 from bot.app import App
 from bot.desk.group_cards import GroupCard
@@ -43,14 +45,15 @@ warnings.filterwarnings("ignore", message=r"Please use 'Bot\.sendMessage' instea
 OWNER_COMMANDS = [("start", "主菜单", "Main menu"), ("repair", "报修", "Report a repair"),
                   ("complain", "投诉", "Make a complaint"), ("fees", "缴费查询", "Fees and payments"),
                   ("mytickets", "我的工单", "My tickets"), ("bind", "绑定房屋", "Bind my home"),
-                  ("cancel", "取消当前操作", "Cancel"), ("help", "帮助", "Help"), ("lang", "中文 / English", "Language")]
+                  ("cancel", "取消当前操作", "Cancel"), ("help", "帮助", "Help"),
+                  ("lang", "中文 / English", "Language")]
 STAFF_COMMANDS = [("open", "本群未完成工单", "Open tickets of this group"), ("mine", "我负责的工单", "My tickets"),
                   ("ticket", "查看工单", "Show a ticket")]
 # Message content that has no meaning for the flows, by the attribute that carries it.
 UNSUPPORTED = ("sticker", "voice", "video_note", "video", "audio", "animation", "document", "poll", "dice", "game")
 
 
-def inbound_from(message) -> Inbound:  # noqa: ANN001 - a telegram.Message
+def inbound_from(message: Message) -> Inbound:
     """Translate a Telegram message into the core's inbound message."""
     if message.text:
         return Inbound.text_or_command(message.text)
@@ -102,6 +105,9 @@ def as_delivery_error(exc: TelegramError) -> DeliveryError:
     return DeliveryError(str(exc))  # network errors and timeouts: retry with backoff
 
 
+JSONDict = dict[str, Any]  # a Bot API answer, as PTB's rate limiter passes it on
+
+
 class GroupWindowLimiter(AIORateLimiter):
     """PTB's limiter (overall rate, 429 retried after retry_after) with a strict sliding window per group."""
 
@@ -111,8 +117,10 @@ class GroupWindowLimiter(AIORateLimiter):
                          group_time_period=0, max_retries=max_retries)
         self.groups = WindowsByKey(group_limit, group_period)
 
-    async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args):  # noqa: ANN001, ANN201
-        chat_id = data.get("chat_id")
+    async def process_request(self, callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
+                              args: Any, kwargs: dict[str, Any], endpoint: str, data: dict[str, Any],
+                              rate_limit_args: int | None) -> bool | JSONDict | list[JSONDict]:
+        chat_id: Any = data.get("chat_id")  # whatever the call was given: an int, a str, or nothing
         try:
             chat_id = int(chat_id)
         except (TypeError, ValueError):
@@ -132,6 +140,8 @@ class TelegramChannel:
         base = s.telegram_api_base_url.rstrip("/")
         self.limiter = GroupWindowLimiter(s.telegram_overall_per_second, s.telegram_group_limit,
                                           s.telegram_group_period_seconds, s.telegram_max_retries)
+        if not s.telegram_token:
+            raise InvalidToken("You must pass the token you received from https://t.me/Botfather!")
         builder = (Application.builder().token(s.telegram_token).base_url(f"{base}/bot")
                    .base_file_url(f"{base}/file/bot")
                    .request(AiohttpRequest(proxy=s.telegram_proxy))
@@ -157,7 +167,7 @@ class TelegramChannel:
         self.ptb.add_error_handler(self.on_error)
 
     @property
-    def bot(self):  # noqa: ANN201
+    def bot(self) -> ExtBot[int]:
         return self.ptb.bot
 
     # -- lifecycle -------------------------------------------------------------------------------------------
@@ -170,8 +180,9 @@ class TelegramChannel:
         await self.register_commands()
         await self.ptb.start()
         allowed = ["message", "callback_query"]
-        if self.webhook:
-            await self.bot.set_webhook(self.app.settings.telegram_webhook_url, secret_token=self.secret,
+        url = self.app.settings.telegram_webhook_url
+        if self.webhook and url:  # (the same: `webhook` is whether the URL is set)
+            await self.bot.set_webhook(url, secret_token=self.secret,
                                        allowed_updates=allowed)
         else:
             # One worker long-polls (Telegram answers a second poller with 409 Conflict): whoever holds the lease.
@@ -182,6 +193,8 @@ class TelegramChannel:
 
     async def _start_polling(self) -> None:
         await self.bot.delete_webhook()
+        if self.ptb.updater is None:  # built with an updater: always there
+            raise RuntimeError("the Telegram application has no updater to poll with")
         await self.ptb.updater.start_polling(allowed_updates=["message", "callback_query"], poll_interval=0.0,
                                              timeout=10)
         self.app.metrics.poller.set(1)
@@ -203,11 +216,10 @@ class TelegramChannel:
 
     async def register_commands(self) -> None:
         for lang, idx in (("zh", 1), ("en", 2), (None, 1)):
-            kw = {"language_code": lang} if lang else {}
             await self.bot.set_my_commands([BotCommand(c[0], c[idx]) for c in OWNER_COMMANDS],
-                                           scope=BotCommandScopeAllPrivateChats(), **kw)
+                                           scope=BotCommandScopeAllPrivateChats(), language_code=lang)
             await self.bot.set_my_commands([BotCommand(c[0], c[idx]) for c in STAFF_COMMANDS],
-                                           scope=BotCommandScopeAllGroupChats(), **kw)
+                                           scope=BotCommandScopeAllGroupChats(), language_code=lang)
 
     async def on_webhook(self, request: web.Request) -> web.Response:
         """Telegram's POST: only with the right secret header; the update is queued for PTB to process."""
@@ -226,8 +238,7 @@ class TelegramChannel:
         log.error("telegram update %s failed", getattr(update, "update_id", "?"), exc_info=context.error)
 
     # -- owners --------------------------------------------------------------------------------------------------
-    def sender(self, update: Update) -> Sender:
-        user, chat = update.effective_user, update.effective_chat
+    def sender(self, user: User, chat: Chat) -> Sender:
         return Sender(CHANNEL, str(chat.id), str(user.id), user.full_name or "", user.language_code)
 
     async def on_private_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -237,18 +248,23 @@ class TelegramChannel:
 
     async def on_private_choice(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
+        if query is None:
+            return
         await query.answer()
         if query.message is None or query.message.chat.type != "private":
             return
         await self.converse(update, Inbound(kind="choice", choice=query.data or ""))
 
     async def converse(self, update: Update, msg: Inbound) -> None:
-        chat_id = update.effective_chat.id
+        user, chat = update.effective_user, update.effective_chat
+        if user is None or chat is None:
+            return
+        chat_id = chat.id
         entry = self._chat_locks.setdefault(chat_id, [asyncio.Lock(), 0])  # the lock, and how many use it
         entry[1] += 1
         try:
             async with entry[0]:
-                replies = await self.app.engine.handle(self.sender(update), msg)
+                replies = await self.app.engine.handle(self.sender(user, chat), msg)
                 await self.reply(chat_id, replies)
         finally:
             entry[1] -= 1
@@ -271,7 +287,7 @@ class TelegramChannel:
         """A Telegram photo's bytes (for the other channels' staff sides)."""
         return bytes(await (await self.bot.get_file(file_id)).download_as_bytearray())
 
-    async def photo_input(self, ref: str):  # noqa: ANN201
+    async def photo_input(self, ref: str) -> str | bytes | None:
         """A photo reference as Telegram takes it: our own file_id, else the bytes (a web upload, a WeChat
         photo), or None when they cannot be had."""
         kind, _, value = ref.partition(":")
@@ -297,8 +313,9 @@ class TelegramChannel:
             pieces = split_text(text or "📷")
             for n, piece in enumerate(pieces):
                 last = n == len(pieces) - 1
-                sent = await self.send_text(int(chat_id), piece, markup if last else None, reply if n == 0 else None)
-            return str(sent)
+                message_id = await self.send_text(int(chat_id), piece, markup if last else None,
+                                                  reply if n == 0 else None)
+            return str(message_id)
         except TelegramError as exc:
             raise as_delivery_error(exc) from exc
 
@@ -325,7 +342,8 @@ class TelegramChannel:
         lines = [t(lang, "card.digest", n=len(cards))]
         lines += [f"{card.header} {card.description[:40]}" for card in cards]
         claim = label(lang, "action", "claim")
-        markup = InlineKeyboardMarkup([[InlineKeyboardButton(f"{claim} {c.number}", callback_data=f"tk:claim:{c.number}")]
+        markup = InlineKeyboardMarkup([[InlineKeyboardButton(f"{claim} {c.number}",
+                                                             callback_data=f"tk:claim:{c.number}")]
                                        for c in cards[:100]])
         try:
             sent = await self.bot.send_message(int(chat_id), "\n".join(lines)[:TEXT_LIMIT], reply_markup=markup)

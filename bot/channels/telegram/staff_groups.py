@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters, Update
-from telegram.ext import CommandHandler, ContextTypes, MessageHandler, filters
+from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters, Update
+from telegram.ext import BaseHandler, CommandHandler, ContextTypes, MessageHandler, filters
 
 from bot.desk.group_cards import NUMBER_PATTERN
 from bot.desk.staff_desk import StaffActionError, StaffRef, TicketLine
@@ -24,21 +24,26 @@ class TelegramStaff:
         self.desk = channel.app.staff_desk
         self.lang = self.app.settings.staff_lang
 
-    def t(self, key: str, **kw) -> str:
+    def t(self, key: str, **kw: Any) -> str:
         return t(self.lang, key, **kw)
 
-    def group_handlers(self) -> list:
+    def group_handlers(self) -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
         groups = filters.ChatType.GROUPS
         return [CommandHandler(["open", "mine", "ticket"], self.on_command, filters=groups),
                 MessageHandler(groups & filters.REPLY & (filters.TEXT | filters.PHOTO) & ~filters.COMMAND,
                                self.on_reply)]
 
     async def _staff(self, update: Update) -> StaffRef | None:
-        return await self.desk.staff_by_chat(CHANNEL, str(update.effective_user.id))
+        user = update.effective_user
+        if user is None:
+            return None
+        return await self.desk.staff_by_chat(CHANNEL, str(user.id))
 
     # -- card buttons ----------------------------------------------------------------------------------------
     async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
+        if query is None:
+            return
         parts = (query.data or "").split(":")
         if len(parts) < 3:
             await query.answer()
@@ -48,15 +53,19 @@ class TelegramStaff:
         if staff is None:
             await query.answer(self.t("staff.not_staff"), show_alert=True)
             return
-        chat_id = query.message.chat.id if query.message else None
+        card = query.message
         if action == "contact":
             await query.answer(await self._contact(staff, number), show_alert=True)
         elif action == "reject":
             await query.answer()
-            await self._ask_reason(chat_id, number, query.message.message_id)
+            if card is None:
+                return  # the card is too old to answer under
+            await self._ask_reason(card.chat.id, number, card.message_id)
         elif action == "reassign" and not arg:
             await query.answer()
-            await self._ask_assignee(staff, chat_id, number, query.message.message_id)
+            if card is None:
+                return
+            await self._ask_assignee(staff, card.chat.id, number, card.message_id)
         else:
             error = await self._act(staff, number, action, assignee_id=int(arg) if arg.isdigit() else None)
             await query.answer(error or self.t("staff.done", action=label(self.lang, "action", action),
@@ -103,6 +112,8 @@ class TelegramStaff:
     # -- replies to the bot's messages -----------------------------------------------------------------------
     async def on_reply(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
+        if message is None:
+            return
         replied = message.reply_to_message
         if replied is None or replied.from_user is None or replied.from_user.id != self.channel.bot.id:
             return  # staff talking among themselves
@@ -126,7 +137,7 @@ class TelegramStaff:
         error = await self._act(staff, number, "comment", note=text, photo=photo)
         await message.reply_text(error or self.t("staff.relayed", number=number))
 
-    async def _number_of(self, chat_id: int, replied) -> str | None:  # noqa: ANN001
+    async def _number_of(self, chat_id: int, replied: Message) -> str | None:
         """The ticket a bot message is about: its card, or a number written in it."""
         number = await self.desk.ticket_of_card(CHANNEL, str(chat_id), str(replied.message_id))
         if number:
@@ -137,6 +148,8 @@ class TelegramStaff:
     # -- group commands --------------------------------------------------------------------------------------
     async def on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
+        if message is None or not message.text:
+            return
         command = message.text.split()[0][1:].split("@")[0].lower()
         staff = await self._staff(update)
         if staff is None:
@@ -164,7 +177,7 @@ class TelegramStaff:
                       category=label(self.lang, "category", tk.category),
                       status=label(self.lang, "status", tk.status), left=left)
 
-    async def _show_ticket(self, staff: StaffRef, message, args: list[str] | None) -> None:  # noqa: ANN001
+    async def _show_ticket(self, staff: StaffRef, message: Message, args: list[str] | None) -> None:
         number = (args or [""])[0].strip().upper()
         if not re.fullmatch(NUMBER_PATTERN, number):
             await message.reply_text(self.t("staff.ticket_usage"))

@@ -16,6 +16,8 @@ from telegram._utils.defaultvalue import DefaultValue
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
+Timeout = float | DefaultValue[float] | DefaultValue[None] | None  # a timeout as PTB passes it (its ODVInput[float])
+
 
 class AiohttpRequest(BaseRequest):
     __slots__ = ("_connections", "_proxy", "_timeouts", "_media_write_timeout", "_session")
@@ -42,21 +44,22 @@ class AiohttpRequest(BaseRequest):
         if self._session is not None and not self._session.closed:
             await self._session.close()
 
-    def _timeout(self, name: str, given, files: bool) -> float | None:  # noqa: ANN001
+    def _timeout(self, name: str, given: Timeout, files: bool) -> float | None:
         if not isinstance(given, DefaultValue):
             return given
         return self._media_write_timeout if name == "write" and files else self._timeouts[name]
 
     async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
-                         read_timeout=BaseRequest.DEFAULT_NONE, write_timeout=BaseRequest.DEFAULT_NONE,  # noqa: ANN001
-                         connect_timeout=BaseRequest.DEFAULT_NONE,  # noqa: ANN001
-                         pool_timeout=BaseRequest.DEFAULT_NONE) -> tuple[int, bytes]:  # noqa: ANN001
+                         read_timeout: Timeout = BaseRequest.DEFAULT_NONE,
+                         write_timeout: Timeout = BaseRequest.DEFAULT_NONE,
+                         connect_timeout: Timeout = BaseRequest.DEFAULT_NONE,
+                         pool_timeout: Timeout = BaseRequest.DEFAULT_NONE) -> tuple[int, bytes]:
         if self._session is None or self._session.closed:
             raise RuntimeError("This AiohttpRequest is not initialized!")
         files = request_data.multipart_data if request_data else {}
         headers = {"User-Agent": self.USER_AGENT}
         data: aiohttp.FormData | bytes | None = None
-        if files:
+        if request_data is not None and files:
             data = aiohttp.FormData()
             for name, value in request_data.json_parameters.items():
                 data.add_field(name, value)
@@ -72,9 +75,9 @@ class AiohttpRequest(BaseRequest):
         write = self._timeout("write", write_timeout, bool(files))
         # aiohttp has no separate write or pool timeout: waiting for a pooled connection counts toward `connect`,
         # and the whole exchange is bounded by the sum of the parts (each None: unbounded).
-        parts = (connect, pool, read, write)
         timeout = aiohttp.ClientTimeout(
-            total=None if None in parts else sum(parts),
+            total=None if connect is None or pool is None or read is None or write is None
+            else connect + pool + read + write,
             connect=None if connect is None or pool is None else connect + pool,
             sock_connect=connect, sock_read=read)
         try:

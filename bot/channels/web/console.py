@@ -89,7 +89,8 @@ class Console:
                                          client_address(request, self.app.settings))
         if result.locked_until is not None:
             wait = max(1, int((result.locked_until - self.app.clock.now()).total_seconds()))
-            return web.json_response({"error": "too many failed sign-ins; try again later / 登录失败次数过多，请稍后再试",
+            return web.json_response({"error": "too many failed sign-ins; try again later"
+                                               " / 登录失败次数过多，请稍后再试",
                                       "retry_after": wait}, status=429, headers={"Retry-After": str(wait)})
         if result.staff is None:
             return _error("wrong phone or password / 手机号或密码不对", 401)
@@ -158,7 +159,7 @@ class Console:
                 return None
             photo = ""
             field = form.get("photo")
-            if hasattr(field, "file") and field.content_type in IMAGE_TYPES:
+            if isinstance(field, web.FileField) and field.content_type in IMAGE_TYPES:
                 body = field.file.read()
                 if image_type(body) in IMAGE_TYPES:
                     photo = save_upload(self.app.settings.upload_dir, body, IMAGE_TYPES[field.content_type])
@@ -236,7 +237,7 @@ class Console:
         except Exception:  # noqa: BLE001
             return _error("could not read the upload", 413)
         field = form.get("file")
-        if not hasattr(field, "file"):
+        if not isinstance(field, web.FileField):
             return _error("choose a file", 400)
         suffix = ".xlsx" if str(field.filename or "").lower().endswith((".xlsx", ".xlsm")) else ".csv"
         with tempfile.TemporaryDirectory() as tmp:

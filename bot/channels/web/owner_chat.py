@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import secrets
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -11,7 +12,7 @@ from bot.app import App
 from bot.conversation.engine import Sender
 from bot.delivery.media import image_type
 from bot.delivery.uploads import save_upload
-from handlers.messages import Inbound
+from handlers.messages import Inbound, Reply
 
 CHANNEL = "web"
 STATIC = Path(__file__).resolve().parent / "static"
@@ -23,11 +24,11 @@ def _bad(message: str, status: int = 400) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-def _user(value) -> str | None:
+def _user(value: object) -> str | None:
     return value if isinstance(value, str) and _USER.match(value) else None
 
 
-async def _json(request: web.Request) -> dict | None:
+async def _json(request: web.Request) -> dict[str, Any] | None:
     try:
         data = await request.json()
     except Exception:  # noqa: BLE001
@@ -35,7 +36,7 @@ async def _json(request: web.Request) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _render(replies) -> list[dict]:
+def _render(replies: list[Reply]) -> list[dict[str, Any]]:
     return [r.as_dict() for r in replies]
 
 
@@ -102,7 +103,7 @@ class WebChat:
             return _bad("could not read the upload (too large or malformed)", 413)
         user = _user(form.get("user"))
         field = form.get("file")
-        if not user or not hasattr(field, "file"):
+        if not user or not isinstance(field, web.FileField):
             return _bad("need user and file")
         ext = IMAGE_TYPES.get(field.content_type)
         body = field.file.read()

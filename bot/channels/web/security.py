@@ -10,6 +10,7 @@ import ipaddress
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from config.settings import Settings
 
@@ -97,9 +98,9 @@ def _with_headers(response: web.StreamResponse) -> web.StreamResponse:
     return response
 
 
-def middlewares(settings: Settings) -> list:
+def middlewares(settings: Settings) -> list[Middleware]:
     @web.middleware
-    async def security(request: web.Request, handler):  # noqa: ANN001, ANN202
+    async def security(request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path
         if request.method in UNSAFE and path.startswith(CHECKED_PREFIXES):
             if not origin_ok(request, settings, required=path.startswith(STRICT_PREFIXES)):

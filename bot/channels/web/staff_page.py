@@ -144,8 +144,8 @@ class StaffPage:
             message = "已完成 Done"
         raise web.HTTPSeeOther(f"/staff/t/{number}?k={quote(request.query.get('k', ''))}&m={quote(message)}")
 
-    def _save_photo(self, field) -> str:  # noqa: ANN001
-        if not hasattr(field, "file") or field.content_type not in IMAGE_TYPES:
+    def _save_photo(self, field: str | bytes | bytearray | web.FileField | None) -> str:
+        if not isinstance(field, web.FileField) or field.content_type not in IMAGE_TYPES:
             return ""
         body = field.file.read()
         if image_type(body) not in IMAGE_TYPES:  # what the bytes are, not only what the form says

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import logging
 from datetime import timedelta, timezone
+from typing import Any, Coroutine
 from xml.etree import ElementTree
 from xml.parsers.expat import ExpatError
 
@@ -19,6 +20,7 @@ from aiohttp import web
 from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
+from wechatpy.messages import BaseMessage
 from wechatpy.replies import TextReply
 from wechatpy.utils import check_signature
 
@@ -72,7 +74,7 @@ def split_bytes(text: str, limit: int = TEXT_BYTES) -> list[str]:
     return pieces + [current] if current or not pieces else pieces
 
 
-def inbound_from(msg) -> tuple[Inbound | None, str]:  # noqa: ANN001 - a wechatpy message or event
+def inbound_from(msg: BaseMessage) -> tuple[Inbound | None, str]:
     """The core's inbound message for a WeChat message or event, and which reply window it opens."""
     kind = msg.type if msg.type != "event" else f"event:{msg.event or ''}"
     if kind == "text":
@@ -104,7 +106,7 @@ def inbound_from(msg) -> tuple[Inbound | None, str]:  # noqa: ANN001 - a wechatp
     return Inbound(kind="unsupported", raw_type=kind), "message"
 
 
-def receipt_key(msg) -> str:  # noqa: ANN001
+def receipt_key(msg: BaseMessage) -> str:
     if msg.id:
         return f"{CHANNEL}:{msg.id}"
     return f"{CHANNEL}:{msg.source}:{msg.time}:{getattr(msg, 'event', '') or msg.type}"
@@ -245,11 +247,11 @@ class WeChatChannel:
             log.warning("wechat request refused: its nonce was used before with another body (a replay)")
             return web.Response(status=403, text="replayed request")
         xml = await self.answer(msg)
-        if xml and encrypted:
+        if xml and encrypted and self.crypto is not None:  # (encrypted: there is a crypto, see above)
             xml = self.crypto.encrypt_message(xml, q.get("nonce", ""), q.get("timestamp", ""))
         return web.Response(text=xml or "success", content_type="application/xml" if xml else "text/plain")
 
-    async def answer(self, msg) -> str:  # noqa: ANN001
+    async def answer(self, msg: BaseMessage) -> str:
         """The passive reply XML for a message, or "" (answer `success`, the reply follows by the API)."""
         inbound, window = inbound_from(msg)
         openid = msg.source
@@ -290,7 +292,7 @@ class WeChatChannel:
 
         self._background(queue())
 
-    def _background(self, work) -> None:  # noqa: ANN001 - a coroutine
+    def _background(self, work: Coroutine[Any, Any, Any]) -> None:
         """Work after the request, finished before the channel stops."""
         task = asyncio.create_task(work)
         self._pending.add(task)
@@ -313,11 +315,13 @@ class WeChatChannel:
                 for piece in pieces:
                     await self.api.send_text(chat_id, piece)
                 return None
-            return await self._template(chat_id, payload, text, "outside the customer-service window")
+            await self._template(chat_id, payload, text, "outside the customer-service window")
+            return None
         except WeChatAPIError as exc:
             if exc.code in OUT_OF_WINDOW:
                 await self.windows.close(chat_id)
-                return await self._template(chat_id, payload, text, str(exc))
+                await self._template(chat_id, payload, text, str(exc))
+                return None
             # -1: system busy; anything else (bad openid, blocked, no permission) will not change on retry.
             raise DeliveryError(f"wechat {exc}", permanent=exc.code != -1) from exc
         except (OSError, asyncio.TimeoutError) as exc:

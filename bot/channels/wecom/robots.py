@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -78,7 +79,9 @@ class WeComChannel:
         if self.http:
             await self.http.close()
 
-    async def _post(self, key: str, body: dict) -> None:
+    async def _post(self, key: str, body: dict[str, Any]) -> None:
+        if self.http is None:
+            raise RuntimeError("the WeCom channel is not started")
         async with self.windows.get(key):
             try:
                 async with self.http.post(f"{self.base}/cgi-bin/webhook/send", params={"key": key},

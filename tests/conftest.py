@@ -2,7 +2,6 @@
 engine over each, the platform fakes, and propdesk running against them."""
 from __future__ import annotations
 
-import os
 import shutil
 from datetime import datetime
 from pathlib import Path

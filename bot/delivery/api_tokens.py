@@ -2,7 +2,6 @@
 each worker fetching its own would invalidate the others')."""
 from __future__ import annotations
 
-from typing import Any
 
 from datetime import datetime, timedelta
 from typing import Awaitable, Callable

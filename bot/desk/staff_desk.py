@@ -24,7 +24,7 @@ from models.lifecycle import OPEN_STATUSES
 from bot.clock import Clock
 from bot.delivery.media import MediaStore
 from bot.desk import bindings, console_queries, staff_actions
-from bot.desk.access import (NoAccess, StaffRef, access_ticket, access_ticket_as, active_staff, may, may_act,
+from bot.desk.access import (NoAccess, StaffRef, access_ticket_as, active_staff, may, may_act,
                              PERMISSIONS, scoped_tickets, staff_of_chat, visible_tickets)
 from bot.desk.console_queries import TicketFilter
 from bot.desk.ticket_service import TicketService

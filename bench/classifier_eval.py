@@ -39,16 +39,16 @@ def score(rows: list[dict], preds: list[dict]) -> dict:
     n = len(rows)
     out: dict = {"n": n}
     for f in FIELDS:
-        out[f] = round(sum(p[f] == r[f] for r, p in zip(rows, preds)) / n, 3) if n else None
+        out[f] = round(sum(p[f] == r[f] for r, p in zip(rows, preds, strict=False)) / n, 3) if n else None
     truth = [r["urgency"] == "emergency" for r in rows]
     said = [p["urgency"] == "emergency" for p in preds]
-    tp = sum(t and s for t, s in zip(truth, said))
+    tp = sum(t and s for t, s in zip(truth, said, strict=False))
     out["emergency_recall"] = round(tp / sum(truth), 3) if any(truth) else None
     out["emergency_precision"] = round(tp / sum(said), 3) if any(said) else None
-    flagged = sum(t and (s or bool(p.get("unsure"))) for t, s, p in zip(truth, said, preds))
+    flagged = sum(t and (s or bool(p.get("unsure"))) for t, s, p in zip(truth, said, preds, strict=False))
     out["emergency_or_unsure_recall"] = round(flagged / sum(truth), 3) if any(truth) else None
     out["unsure_rate"] = round(sum(bool(p.get("unsure")) for p in preds) / n, 3) if n else None
-    out["confusion"] = [[sum(1 for r, p in zip(rows, preds) if r["urgency"] == a and p["urgency"] == b)
+    out["confusion"] = [[sum(1 for r, p in zip(rows, preds, strict=False) if r["urgency"] == a and p["urgency"] == b)
                          for b in URGENCIES] for a in URGENCIES]
     return out
 
@@ -98,7 +98,7 @@ def predict_all(rows: list[dict], model=None) -> dict[str, list[dict]]:
 
 def _errors(source: str, rows: list[dict], preds: dict[str, list[dict]], system: str) -> list[str]:
     lines = []
-    for row, p in zip(rows, preds[system]):
+    for row, p in zip(rows, preds[system], strict=False):
         if any(p[f] != row[f] for f in FIELDS):
             lines.append(f"[{source}/{system}] {row.get('id')}: want {row['kind']}/{row['category']}/{row['urgency']}"
                          f" got {p['kind']}/{p['category']}/{p['urgency']} {p.get('reasons')} | {row['text']}")

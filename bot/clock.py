@@ -28,5 +28,5 @@ class FrozenClock(Clock):
     def now(self) -> datetime:
         return self.at
 
-    def advance(self, **kw) -> None:
+    def advance(self, **kw: float) -> None:
         self.at += timedelta(**kw)

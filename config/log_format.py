@@ -12,7 +12,8 @@ import time
 from typing import Any
 
 # A mainland mobile (with or without +86 and separators) or any run of 7+ digits with phone punctuation.
-_PHONE = re.compile(r"(?<!\d)(?:\+?86[\s-]?)?1[3-9]\d(?:[\s-]?\d){8}(?!\d)|(?<![\w.])\(?0\d{2,3}\)?[\s-]?\d{3,4}[\s-]?\d{4}(?!\d)")
+_PHONE = re.compile(r"(?<!\d)(?:\+?86[\s-]?)?1[3-9]\d(?:[\s-]?\d){8}(?!\d)"
+                    r"|(?<![\w.])\(?0\d{2,3}\)?[\s-]?\d{3,4}[\s-]?\d{4}(?!\d)")
 FIELDS = ("ticket", "estate", "urgency", "channel", "chat")
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 

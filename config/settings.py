@@ -156,7 +156,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["kv", "json"] = "kv"  # key=value lines, or one JSON object a line
     access_log: bool = False
-    metrics_token: str | None = None  # GET /metrics with "Authorization: Bearer <token>"; off when unset  # one line per HTTP request (polls included): off unless asked for
+    metrics_token: str | None = None  # GET /metrics with "Authorization: Bearer <token>"; off when unset
     # The managers' daily digest (to the staff group named "managers"), local time.
     digest_time: str = "08:00"
     # The managers' service reports (to the same group): weekly for the last Monday-to-Sunday week, on this day of

@@ -26,13 +26,13 @@ async def test_one_holder_and_a_takeover_when_it_dies():
         return Lease(engines[i], "telegram-poller-test", got, lost, retry=0.1)
 
     leases = [lease(i) for i in range(3)]
-    tasks = [asyncio.create_task(l.run(s)) for l, s in zip(leases, stops, strict=True)]
+    tasks = [asyncio.create_task(lease_.run(s)) for lease_, s in zip(leases, stops, strict=True)]
     try:
         async with asyncio.timeout(10):
-            while sum(l.held for l in leases) == 0:
+            while sum(lease_.held for lease_ in leases) == 0:
                 await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)  # several retry rounds: still exactly one holder
-        holders = [i for i, l in enumerate(leases) if l.held]
+        holders = [i for i, lease_ in enumerate(leases) if lease_.held]
         assert len(holders) == 1
         first = holders[0]
         # The holder's session ends as a killed worker's does: the server drops it, and the lock with it.
@@ -44,9 +44,9 @@ async def test_one_holder_and_a_takeover_when_it_dies():
         await killer.dispose()
         tasks[first].cancel()  # and the worker is gone: it never asks again
         async with asyncio.timeout(10):
-            while not any(l.held for i, l in enumerate(leases) if i != first):
+            while not any(lease_.held for i, lease_ in enumerate(leases) if i != first):
                 await asyncio.sleep(0.05)
-        assert sum(l.held for i, l in enumerate(leases) if i != first) == 1
+        assert sum(lease_.held for i, lease_ in enumerate(leases) if i != first) == 1
     finally:
         for s in stops:
             s.set()

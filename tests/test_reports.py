@@ -267,14 +267,14 @@ async def test_json_csv_and_excel_agree(week, tmp_path):
     head_zh = [c.value for c in ws[1]]
     assert head_zh[:3] == ["范围", "员工编号", "受理数"] and "接单及时率" in head_zh
     assert [c.value for c in ws[2]] == columns
-    got = [dict(zip(columns, (c.value for c in row))) for row in ws.iter_rows(min_row=3)]
+    got = [dict(zip(columns, (c.value for c in row), strict=False)) for row in ws.iter_rows(min_row=3)]
     assert got == rows
     claim = columns.index("on_time_claim_rate") + 1
     assert ws.cell(3, claim).number_format == "0.0%" and ws.cell(3, claim).value == round(5 / 7, 4)
     assert ws.column_dimensions["A"].width >= 8
     wsb = wb["超时明细 Breaches"]
     assert [c.value for c in wsb[2]] == bcols
-    assert [dict(zip(bcols, (c.value for c in row))) for row in wsb.iter_rows(min_row=3)] == brows
+    assert [dict(zip(bcols, (c.value for c in row), strict=False)) for row in wsb.iter_rows(min_row=3)] == brows
 
 
 def _cli(*args, env):

@@ -56,7 +56,7 @@ async def test_a_day_with_two_workers_and_a_crash(desk_engine, clock):
     settings = Settings(database_url=desk_engine.settings.database_url, staff_groups=GROUPS, default_group="team")
     workers = [App.create(settings, clock=clock) for _ in range(2)]
     outlets = [Outlet(), Outlet()]
-    deliveries = [Delivery(w.sessionmaker, clock, {"chat": o}) for w, o in zip(workers, outlets)]
+    deliveries = [Delivery(w.sessionmaker, clock, {"chat": o}) for w, o in zip(workers, outlets, strict=False)]
     rng = random.Random(7)
     try:
         for step in range(24 * 12):  # every five minutes for a day

@@ -146,6 +146,6 @@ async def test_two_first_messages_of_a_new_owner_at_once_make_one_account(desk_e
         assert await s.scalar(select(func.count()).select_from(Person).where(Person.name == "新业主")) == 1
         assert await s.scalar(select(func.count()).select_from(Conversation)
                               .where(Conversation.chat_id == "new-1")) == 1
-    for worker, e in zip(workers, engines):
+    for worker, e in zip(workers, engines, strict=False):
         await worker.close()
         await e.dispose()

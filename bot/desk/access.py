@@ -122,7 +122,8 @@ def trade_categories(trade: str) -> list[str]:
 def scoped_tickets(staff: StaffRef, query: Select[Any]) -> Select[Any]:
     """`query` over tickets limited by estate (visible_tickets) and role: a technician with a trade sees the
     tickets assigned to them and the open ones of their trade (and general maintenance, e.g. a corridor lamp, which
-    any technician may take), and every open emergency (whoever is on duty answers a lift entrapment); a technician without a trade, and every other role, every ticket of their estates."""
+    any technician may take), and every open emergency (whoever is on duty answers a lift entrapment); a
+    technician without a trade, and every other role, every ticket of their estates."""
     from models.lifecycle import OPEN_STATUSES
 
     query = visible_tickets(staff, query)

@@ -1,7 +1,8 @@
 """Demo data: two estates, owners on the roster, staff and bills, so propdesk can be tried with no setup."""
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 from decimal import Decimal
 
 from sqlalchemy import func, select
@@ -119,7 +120,7 @@ async def seed_history(session: AsyncSession, now, days: int = 90, tickets: int 
                if rng.random() < 0.8 else c.replace(microsecond=0) for c in created]  # mostly local daytime
     created.sort()
 
-    async def at(when, action, actor, note="", **kw) -> bool:  # noqa: ANN001
+    async def at(when: datetime, action: Action, actor: str, note: str = "", **kw: Any) -> bool:
         """Apply the action at `when`, unless that is still to come (the ticket stays where it is)."""
         if when >= now:
             return False

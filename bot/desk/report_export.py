@@ -137,7 +137,8 @@ def to_xlsx(report: Report, path: str | Path) -> None:
     sheet(ws, *breach_table(data), set())
     ws = wb.create_sheet("说明 About")
     period = data["period"]
-    for key, value in [("period 统计期", f"{period['from'] or period['start_utc']} – {period['to'] or period['end_utc']}"),
+    span = f"{period['from'] or period['start_utc']} – {period['to'] or period['end_utc']}"
+    for key, value in [("period 统计期", span),
                        ("timezone 时区", period["timezone"]), ("as of 截至", data["as_of"]),
                        ("by 分组", data["by"] or "-"),
                        ("filters 筛选", json.dumps(data["filters"], ensure_ascii=False) if data["filters"] else "-"),

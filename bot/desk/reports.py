@@ -40,7 +40,7 @@ import math
 from collections import defaultdict, namedtuple
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Integer, and_, any_, bindparam, case, func, or_, select, text, union
@@ -125,8 +125,8 @@ class Breach:
     status: str
 
     def as_dict(self, tz: tzinfo) -> dict:
-        local = (lambda at: at.replace(tzinfo=timezone.utc).astimezone(tz).isoformat(timespec="minutes")
-                 if at else None)
+        def local(at: datetime | None) -> str | None:
+            return at.replace(tzinfo=timezone.utc).astimezone(tz).isoformat(timespec="minutes") if at else None
         return {"number": self.number, "deadline": self.deadline, "due_at": local(self.due_at),
                 "done_at": local(self.done_at), "late_min": self.late_min, "assignee": self.assignee,
                 "estate": self.estate, "kind": self.kind, "category": self.category, "urgency": self.urgency,
@@ -390,7 +390,8 @@ def _deadline(row, which: str, holds: list[tuple[datetime, datetime]], now: date
     return due, done
 
 
-def _compute(rows, holds, period: Period, now: datetime, by: str | None) -> tuple[dict, dict, list[Breach]]:
+def _compute(rows: Sequence[Any], holds: Mapping[int, Any], period: Period, now: datetime,
+             by: str | None) -> tuple[dict, dict, list[Breach]]:
     start, end = period.start, period.end
     as_of = min(end, now)
     total = _Acc()

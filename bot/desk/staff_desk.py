@@ -59,7 +59,8 @@ class Contact:
 
 
 class StaffDesk:
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock, dispatch: Dispatch,
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock,
+                 dispatch: Dispatch,
                  media: MediaStore, on_queued: Callable[[], None]):
         self.sessionmaker = sessionmaker
         self.settings = settings

@@ -55,7 +55,8 @@ class Lease:
         try:
             if self._session_conn is None:
                 self._session_conn = await self.db.connect()
-            got = (await self._session_conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key})).scalar()
+            got = (await self._session_conn.execute(text("SELECT pg_try_advisory_lock(:key)"),
+                                                    {"key": self.key})).scalar()
             await self._session_conn.commit()  # the lock is the session's: no transaction is left open meanwhile
         except Exception as exc:  # noqa: BLE001 - the database is away: try again later
             log.warning("lease %s: cannot ask the database (%s)", self.name, exc)

@@ -99,7 +99,7 @@ class Classifier:
 
     def _rule_hits(self, clause: str) -> list[Rule]:
         hits = []
-        for rule, any_pattern in zip(self.rules, self.rule_any):
+        for rule, any_pattern in zip(self.rules, self.rule_any, strict=False):
             if not any_pattern.search(clause):
                 continue
             for pat in rule.patterns:

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 # The one place this package takes the rule classifier's types from (they may move; change it here only).
-from bot.triage.classifier import Classification, get_classifier
+from bot.triage.classifier import Classification, Classifier, get_classifier
 
 from bot.triage.model import Prediction, TriageModel, get_model
 
@@ -90,7 +90,8 @@ def combine(rules: Classification, pred: Prediction, *, emergency_threshold: flo
     return Triage(kind, category, urgency, reasons, round(p, 4), unsure, pred.version)
 
 
-def triage(text: str, classifier=None, model: TriageModel | None = None, **thresholds) -> Triage:
+def triage(text: str, classifier: Classifier | None = None, model: TriageModel | None = None,
+           **thresholds: float) -> Triage:
     """Classify one message with the rules and the model (the shipped ones unless given) and combine them."""
     rules = (classifier or get_classifier()).classify(text)
     m = model or get_model()
@@ -101,7 +102,8 @@ class Triager:
     """What the desk classifies with: the rules (with the estate's own additions) and, unless switched off, the
     learned model beside them. `classify(text)` answers like the rules' Classifier does."""
 
-    def __init__(self, classifier=None, model: TriageModel | None = None, use_model: bool = True):  # noqa: ANN001
+    def __init__(self, classifier: Classifier | None = None, model: TriageModel | None = None,
+                 use_model: bool = True):
         self.classifier = classifier or get_classifier()
         self.model = (model or get_model()) if use_model else None
 

@@ -14,6 +14,8 @@ n-grams) takes about half a second to load, once per process.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import gzip
 import hashlib
 import json
@@ -74,7 +76,7 @@ def vectorize(counts: dict[str, int], idf: dict[str, float]) -> dict[str, float]
     return vec
 
 
-def rule_hints(classification) -> list[str]:
+def rule_hints(classification: Any) -> list[str]:
     """The rules' verdict as model features: its urgency, kind and category, and the tag of each reason
     ("rule:gas_smell", "past", "scheduled", "cue:fee+question", "keywords", ...). Takes anything with
     kind/category/urgency/reasons attributes (bot.triage.classifier.Classification)."""
@@ -198,17 +200,17 @@ class TriageModel:
                 out[flat[i]][flat[i + 1]] += x * flat[i + 2]
         return out
 
-    def predict(self, text: str, rules=None) -> Prediction:
+    def predict(self, text: str, rules: Any = None) -> Prediction:
         """Labels and probabilities for one message. `rules`: the rule classifier's Classification of the same
         text, if the model was trained with rule hints (meta.hints); without it those features are absent."""
         vec = self.vector(text, rule_hints(rules) if self.uses_hints else ())
         probs: dict[str, dict[str, float]] = {}
-        for h, s in zip(self.head_order, self.scores(vec)):
+        for h, s in zip(self.head_order, self.scores(vec), strict=False):
             labels = self.labels[h]
             if self.heads[h]["type"] == "sigmoid":
                 probs[h] = {labels[0]: _sigmoid(s[0])}
             else:
-                probs[h] = dict(zip(labels, _softmax(s)))
+                probs[h] = dict(zip(labels, _softmax(s), strict=False))
         best = {h: max(probs[h], key=probs[h].get) for h in HEADS}
         if "emergency" in probs:
             p_emergency = probs["emergency"]["emergency"]

@@ -12,6 +12,8 @@ random_state, sorted vocabularies, rounded weights.
 """
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 import gzip
 import json
 import math
@@ -42,7 +44,7 @@ DEFAULTS = {
 }
 
 
-def _sklearn():
+def _sklearn() -> Any:
     try:
         import numpy as np
         from scipy import sparse
@@ -110,7 +112,7 @@ class _Featurizer:
         from bot.triage.classifier import get_classifier
         return [HINT_PREFIX + h for h in rule_hints(get_classifier().classify(self._rows[i]["text"]))]
 
-    def vocab(self, idx, min_df: int) -> dict[str, float]:
+    def vocab(self, idx: Sequence[int], min_df: int) -> dict[str, float]:
         df: dict[str, int] = {}
         for i in idx:
             for g in self.counts[i]:
@@ -122,7 +124,8 @@ class _Featurizer:
         return {g: (self.hint_value if g.startswith(HINT_PREFIX) else math.log((1 + n) / (1 + d)) + 1.0)
                 for g, d in sorted(df.items()) if d >= min_df}
 
-    def matrix(self, idx, idf: dict[str, float], columns: dict[str, int], test: bool = False):
+    def matrix(self, idx: Sequence[int], idf: dict[str, float], columns: dict[str, int],
+               test: bool = False) -> Any:
         np, sparse, _ = _sklearn()
         data, ind, ptr = [], [], [0]
         for i in idx:
@@ -145,7 +148,7 @@ def _targets(rows: list[dict], head: str) -> list[str]:
     return [r[head] for r in rows]
 
 
-def _fit(X, y: list[str], C: float, class_weight, random_state: int):
+def _fit(X: Any, y: list[str], C: float, class_weight: Any, random_state: int) -> Any:
     _, _, LogisticRegression = _sklearn()
     clf = LogisticRegression(C=C, class_weight=class_weight, solver="newton-cg", max_iter=500,
                              random_state=random_state)
@@ -153,7 +156,7 @@ def _fit(X, y: list[str], C: float, class_weight, random_state: int):
     return clf
 
 
-def _proba(clf, X, labels: list[str]):
+def _proba(clf: Any, X: Any, labels: list[str]) -> Any:
     """Probabilities in the order of `labels` (a class missing from the training fold gets 0)."""
     np, _, _ = _sklearn()
     p = clf.predict_proba(X)
@@ -192,12 +195,12 @@ def _rule_urgencies(rows: list[dict]) -> list[str]:
     return [clf.classify(r["text"]).urgency for r in rows]
 
 
-def choose_thresholds(p_emergency, truth: list[bool], rule_emergency: list[bool], recall: float,
+def choose_thresholds(p_emergency: Sequence[float], truth: list[bool], rule_emergency: list[bool], recall: float,
                       unsure_recall: float) -> dict:
     """The highest emergency threshold whose cross-validated recall (model above it, or the rules say
     emergency: the combiner's policy) is at least `recall`; the unsure band's lower edge likewise for
     `unsure_recall`. Thresholds are kept within [0.05, 0.9]."""
-    pairs = sorted(zip(p_emergency, truth, rule_emergency))
+    pairs = sorted(zip(p_emergency, truth, rule_emergency, strict=False))
     positives = sum(truth) or 1
 
     def best(target: float) -> float:

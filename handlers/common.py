@@ -33,17 +33,24 @@ def choice_of(msg: Inbound) -> str:
 
 
 def clean_text(text: str) -> str:
+    """What the owner wrote, as it is stored and shown: only the surrounding blanks go."""
+    return (text or "").strip()
+
+
+def match_form(text: str) -> str:
+    """The owner's text for matching only (commands, option words, numbers): half-width digits and letters
+    (NFKC), never stored."""
     return unicodedata.normalize("NFKC", text or "").strip()
 
 
 def parse_phone(text: str) -> str | None:
-    digits = re.sub(r"[\s()]", "", clean_text(text))
+    digits = re.sub(r"[\s()]", "", match_form(text))
     return digits if _PHONE.match(digits) else None
 
 
 def parse_unit(text: str) -> str | None:
     """'3-2-1502', '3栋2单元1502', '3 2 1502' -> '3-2-1502'."""
-    m = _UNIT.match(clean_text(text))
+    m = _UNIT.match(match_form(text))
     return f"{m.group(1).upper()}-{m.group(2)}-{m.group(3)}" if m else None
 
 

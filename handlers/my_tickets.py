@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from handlers.common import DONE, SKIP, YES_NO, choice_of, clean_text, show_menu
+from handlers.common import DONE, SKIP, YES_NO, choice_of, clean_text, match_form, show_menu
 from handlers.context import Ctx
 from handlers.messages import Inbound
 from handlers.ports import TicketView
@@ -115,7 +115,7 @@ async def step(ctx: Ctx, msg: Inbound) -> None:
         elif choice == "menu":
             show_menu(ctx)
         elif text:
-            await show(ctx, text.upper())
+            await show(ctx, match_form(text).upper())
         else:
             ctx.say("common.pick_one")
     elif ctx.state == S.DETAIL:
@@ -160,8 +160,8 @@ async def step(ctx: Ctx, msg: Inbound) -> None:
     elif ctx.state == S.RATE:
         if choice.startswith("star:"):
             ctx.data["stars"] = int(choice[5:])
-        elif text.isdigit() and 1 <= int(text) <= 5:
-            ctx.data["stars"] = int(text)
+        elif match_form(text).isdigit() and 1 <= int(match_form(text)) <= 5:
+            ctx.data["stars"] = int(match_form(text))
         else:
             ctx.say("tickets.rate_prompt", STARS)
             return

@@ -369,7 +369,7 @@ async def test_same_hazard_on_the_open_emergency_is_not_a_second_ticket(chat, de
     out = await c.send("味道越来越大了")  # at the phone question: words go on the ticket, the question stays
     assert "已补充到工单" in out and "skip" in c.choices
     [gas] = await all_tickets(desk_engine)
-    assert gas.location_text == "3栋楼道里,煤气味很重"  # NFKC-cleaned, as every typed answer
+    assert gas.location_text == "3栋楼道里，煤气味很重"  # as the owner wrote it
     # A different hazard at the same step is its own ticket.
     out = await c.send("电梯里有人被困")
     gas, lift = await all_tickets(desk_engine)

@@ -22,6 +22,8 @@ class EstateView:
 
 @dataclass
 class TicketView:
+    """A ticket as its owner sees it. Every time is in the estate's time zone (aware), as the owner reads it."""
+
     id: int
     number: str
     kind: str
@@ -32,7 +34,7 @@ class TicketView:
     location: str
     created_at: datetime
     rating: int | None = None
-    timeline: list[tuple[datetime, str, str]] = field(default_factory=list)  # (at, action, note)
+    timeline: list[tuple[datetime, str, str]] = field(default_factory=list)  # (local time, action, note)
     promise_minutes: int = 0
 
 
@@ -53,7 +55,7 @@ class PaymentView:
     item: str
     period: str
     amount: str
-    paid_at: datetime
+    paid_at: datetime  # local time
 
 
 @dataclass

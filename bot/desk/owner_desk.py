@@ -164,10 +164,11 @@ class DbDesk:
             else tk.location_text
         timeline = []
         if with_timeline:
-            timeline = [(e.at, e.action, e.note if e.action in ("reject", "hold", "comment", "resolve", "reopen")
-                         else "") for e in tk.events]
+            timeline = [(self.clock.local(e.at), e.action,
+                         e.note if e.action in ("reject", "hold", "comment", "resolve", "reopen") else "")
+                        for e in tk.events]
         return TicketView(tk.id, tk.number, tk.kind, tk.category, tk.urgency, tk.status, tk.description, location,
-                          tk.created_at, tk.rating, timeline, CLAIM_MINUTES.get(tk.urgency, 240))
+                          self.clock.local(tk.created_at), tk.rating, timeline, CLAIM_MINUTES.get(tk.urgency, 240))
 
     async def update_ticket(self, person_id: int, number: str, **fields) -> TicketView | None:
         tk = await self._mine(person_id, number)
@@ -184,7 +185,8 @@ class DbDesk:
         rows = await self._rows(_MY_TICKETS, {"person": person_id})
         rows = sorted(rows, key=lambda r: (r.status not in OPEN, -r.id))[:10]
         return [TicketView(r.id, r.number, r.kind, r.category, r.urgency, r.status, r.description,
-                           _location(r.building, r.entrance, r.room, r.location_text), r.created_at, r.rating,
+                           _location(r.building, r.entrance, r.room, r.location_text), self.clock.local(r.created_at),
+                           r.rating,
                            [], CLAIM_MINUTES.get(r.urgency, 240)) for r in rows]
 
     async def ticket(self, person_id: int, number: str) -> TicketView | None:
@@ -270,7 +272,8 @@ class DbDesk:
         pays = (await self.s.execute(select(Payment, Bill).join(Bill, Payment.bill_id == Bill.id)
                                      .where(Bill.unit_id.in_(units), Payment.paid_at >= since)
                                      .order_by(Payment.paid_at.desc()))).all()
-        payments = [PaymentView(units[b.unit_id], b.item, b.period, _money(p.amount), p.paid_at) for p, b in pays]
+        payments = [PaymentView(units[b.unit_id], b.item, b.period, _money(p.amount), self.clock.local(p.paid_at))
+                    for p, b in pays]
         return bills, payments
 
 

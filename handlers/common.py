@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import datetime
 
+from config.i18n import t
 from handlers.context import Ctx
 from handlers.messages import Inbound
+from handlers.ports import TicketView
 
 MENU = [("repair", "menu.repair"), ("complaint", "menu.complaint"), ("fees", "menu.fees"),
         ("tickets", "menu.tickets"), ("bind", "menu.bind")]
@@ -66,13 +69,22 @@ def urgency_choices() -> list[tuple[str, str]]:
     return [(f"urg:{u}", f"urgency.{u}") for u in URGENCIES]
 
 
-def promise_text(ctx: Ctx, urgency: str) -> str:
-    minutes = ctx.settings.promise_minutes.get(urgency, 240)
-    if minutes < 60:
-        return ctx.t("time.minutes", n=minutes)
-    if minutes < 1440:
-        return ctx.t("time.hours", n=minutes // 60)
-    return ctx.t("time.days", n=minutes // 1440)
+def when_text(lang: str, at: datetime, now: datetime) -> str:
+    """A local time as people say it, relative to local `now`: "今天 15:30", "明天 12:30", "11月27日 09:00"."""
+    days = (at.date() - now.date()).days
+    key = "when.today" if days == 0 else "when.tomorrow" if days == 1 else "when.date"
+    return t(lang, key, time=f"{at:%H:%M}", month=at.month, day=at.day, mon=at.strftime("%b"))
+
+
+def promise_text(ctx: Ctx, ticket: TicketView) -> str:
+    """What the owner is promised for a ticket just created: the claim deadline its SLA clock set (business hours
+    included), "明天 12:30 前"; an emergency's in minutes, "5 分钟内"."""
+    due, created = ticket.claim_due, ticket.created_at
+    if due is None:
+        return ctx.t("promise.soon")
+    if ticket.urgency == "emergency":
+        return ctx.t("promise.within_minutes", n=max(1, round((due - created).total_seconds() / 60)))
+    return ctx.t("promise.by", when=when_text(ctx.lang, due, created))
 
 
 async def pick_estate_if_needed(ctx: Ctx, next_state: str) -> bool:

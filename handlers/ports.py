@@ -35,7 +35,7 @@ class TicketView:
     created_at: datetime
     rating: int | None = None
     timeline: list[tuple[datetime, str, str]] = field(default_factory=list)  # (local time, action, note)
-    promise_minutes: int = 0
+    claim_due: datetime | None = None  # the claim deadline the SLA clock set, local: what the owner is promised
 
 
 @dataclass

@@ -116,7 +116,7 @@ async def create_emergency(ctx: Ctx) -> None:
                                           new_ticket(d, urgency="emergency", contact_phone=phone))
     d["hazard"] = d.get("hazard") or d["category"]
     ctx.say("repair.emergency_created", number=ticket.number, advice=safety_advice(ctx, d["hazard"]),
-            duty_phone=ctx.settings.duty_phone, promise=promise_text(ctx, "emergency"))
+            duty_phone=ctx.settings.duty_phone, promise=promise_text(ctx, ticket))
     d["number"] = ticket.number
     d["phone_known"] = bool(phone)
     if not d.get("unit_id") and not d.get("location_text"):
@@ -213,7 +213,7 @@ async def submit(ctx: Ctx) -> None:
         d, urgency=d["urgency"], preferred_time=d.get("visit_label", ""), contact_phone=d.get("phone", ""),
         anonymous=d.get("anonymous", False)))
     ctx.finish()
-    ctx.say("ticket.created", MENU, number=ticket.number, promise=promise_text(ctx, ticket.urgency))
+    ctx.say("ticket.created", MENU, number=ticket.number, promise=promise_text(ctx, ticket))
 
 
 async def step(ctx: Ctx, msg: Inbound) -> None:

@@ -36,7 +36,7 @@ async def test_full_repair_for_bound_owner(chat, desk_engine):
     out = await c.choose("use_known")
     assert "请确认" in out and "明天上午" in out and "3-2-1502" in out
     out = await c.choose("submit")
-    assert "BX-20261125-0001" in out and "4 小时" in out
+    assert "BX-20261125-0001" in out and "今天 14:00 前" in out  # 10:00 + four business hours
     [tk] = await tickets(desk_engine)
     assert (tk.kind, tk.category, tk.urgency, tk.status) == ("repair", "water", "normal", "new")
     assert tk.contact_phone == "13800000001" and tk.preferred_time == "明天上午" and tk.unit_id

@@ -225,9 +225,9 @@ async def test_owner_is_told_the_promised_time_on_each_change(desk, clock):
     await staff_act(desk, number, "start")  # resolved within 4 hours of the report
     await staff_act(desk, number, "reject", "不是本小区")  # back into dispatch: claimed within 5 minutes
     told = await texts(desk, "w-owner1")
-    assert "预计 11-25 10:30 前上门" in told[0]
-    assert "预计 11-25 14:00 前处理完成" in told[1]
-    assert "不是本小区" in told[2] and "预计 11-25 10:05 前有人接单" in told[2]
+    assert "预计今天 10:30 前上门" in told[0]
+    assert "预计今天 14:00 前处理完成" in told[1]
+    assert "不是本小区" in told[2] and "预计今天 10:05 前有人接单" in told[2]
 
 
 async def test_possible_duplicates_are_flagged_on_the_card(desk, clock):

@@ -1,7 +1,7 @@
 """The service desk over the database: what the flows ask for (handlers.ports.Desk), scoped to one person."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
 from typing import Callable
@@ -23,7 +23,7 @@ from bot.desk.routing import NO_DISPATCH, Dispatch
 from bot.desk.owner_accounts import set_binding
 from bot.desk.places import find_place
 from bot.desk.staff_accounts import link_staff_identities
-from bot.desk.ticket_service import CLAIM_MINUTES, TicketService
+from bot.desk.ticket_service import TicketService
 
 OPEN = frozenset(str(s) for s in OPEN_STATUSES)
 
@@ -168,7 +168,10 @@ class DbDesk:
                          e.note if e.action in ("reject", "hold", "comment", "resolve", "reopen") else "")
                         for e in tk.events]
         return TicketView(tk.id, tk.number, tk.kind, tk.category, tk.urgency, tk.status, tk.description, location,
-                          self.clock.local(tk.created_at), tk.rating, timeline, CLAIM_MINUTES.get(tk.urgency, 240))
+                          self.clock.local(tk.created_at), tk.rating, timeline, self._local(tk.claim_due_at))
+
+    def _local(self, at: datetime | None) -> datetime | None:
+        return self.clock.local(at) if at is not None else None
 
     async def update_ticket(self, person_id: int, number: str, **fields) -> TicketView | None:
         tk = await self._mine(person_id, number)
@@ -186,8 +189,7 @@ class DbDesk:
         rows = sorted(rows, key=lambda r: (r.status not in OPEN, -r.id))[:10]
         return [TicketView(r.id, r.number, r.kind, r.category, r.urgency, r.status, r.description,
                            _location(r.building, r.entrance, r.room, r.location_text), self.clock.local(r.created_at),
-                           r.rating,
-                           [], CLAIM_MINUTES.get(r.urgency, 240)) for r in rows]
+                           r.rating) for r in rows]
 
     async def ticket(self, person_id: int, number: str) -> TicketView | None:
         tk = await self._mine(person_id, number)

@@ -15,6 +15,8 @@ from models.lifecycle import NEEDS_REASON, OPEN_STATUSES
 from models.ticket import PREFIX
 from models.db import insert_for
 
+from handlers.common import when_text
+
 from bot.clock import Clock
 from bot.desk.routing import NO_DISPATCH, Dispatch
 from bot.desk.sla import SLA, load_sla
@@ -198,11 +200,11 @@ class TicketService:
             Identity.person_id.in_(people), Identity.active.is_(True)).order_by(Identity.id))).all()
         staff = await self.staff_name(ticket.assignee_id)
         what, due = self.deadline(ticket)
-        when = self.clock.local(due).strftime("%m-%d %H:%M") if due else "-"
         payloads: dict[str, dict] = {}
         for ident in identities:
             lang = langs.get(ident.person_id) or "zh"
             if lang not in payloads:
+                when = when_text(lang, self.clock.local(due), self.clock.local()) if due else "-"
                 text = t(lang, key, number=ticket.number, note=note, staff=staff or label(lang, "status", "assigned"),
                          due=when, what=t(lang, f"promise.{what}"))
                 # "template": a status update may go out as a template message where a reply window is shut.

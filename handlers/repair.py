@@ -70,8 +70,7 @@ def _ask_class(ctx: Ctx) -> None:
     d = ctx.data
     ctx.say("repair.classified", [("ok", "repair.class_ok"), ("cat", "repair.class_cat"),
                                   ("urg", "repair.class_urg")],
-            category=ctx.label("category", d["category"]), urgency=ctx.label("urgency", d["urgency"]),
-            reasons=", ".join(d["reasons"]) or "-")
+            category=ctx.label("category", d["category"]), urgency=ctx.label("urgency", d["urgency"]))
 
 
 def hazard_of(c: dict) -> str:

@@ -162,11 +162,8 @@ class DbDesk:
                                        .options(selectinload(Unit.building)))
         location = _location(unit.building.name, unit.entrance, unit.room, tk.location_text) if unit \
             else tk.location_text
-        timeline = []
-        if with_timeline:
-            timeline = [(self.clock.local(e.at), e.action,
-                         e.note if e.action in ("reject", "hold", "comment", "resolve", "reopen") else "")
-                        for e in tk.events]
+        timeline = [(self.clock.local(e.at), *_owner_line(e)) for e in tk.events if e.action not in STAFF_ONLY] \
+            if with_timeline else []
         return TicketView(tk.id, tk.number, tk.kind, tk.category, tk.urgency, tk.status, tk.description, location,
                           self.clock.local(tk.created_at), tk.rating, timeline, self._local(tk.claim_due_at))
 
@@ -277,6 +274,20 @@ class DbDesk:
         payments = [PaymentView(units[b.unit_id], b.item, b.period, _money(p.amount), self.clock.local(p.paid_at))
                     for p, b in pays]
         return bills, payments
+
+
+# Events about staff messages (a card or escalation that could not be delivered): nothing for the owner.
+STAFF_ONLY = frozenset({"undelivered"})
+# Staff's words written for the owner: their message, why the work waits, what was done. Everything else in an
+# event's note (a rejection's reason, the system's own notes) stays with staff.
+NOTE_FOR_OWNER = frozenset({"comment", "hold", "resolve"})
+
+
+def _owner_line(event) -> tuple[str, str]:  # noqa: ANN001 - a TicketEvent
+    """(action, note) as the owner's timeline shows an event: the owner's own reopening says why in their words."""
+    if event.action == "reopen" and event.actor.startswith("owner:"):
+        return ("reopen_rating" if event.note.startswith("rating") else "reopen_not_fixed"), ""
+    return event.action, event.note if event.action in NOTE_FOR_OWNER else ""
 
 
 def _location(building: str | None, entrance: str | None, room: str | None, text: str) -> str:

@@ -4,12 +4,14 @@ from __future__ import annotations
 from enum import StrEnum
 
 from handlers import repair
-from handlers.common import (COMPLAINT_CATEGORIES, DONE, YES_NO, ask_estate, category_choices, choice_of, clean_text,
+from handlers.common import (COMPLAINT_CATEGORIES, DONE, ask_estate, category_choices, choice_of, clean_text,
                              pick_estate_if_needed, show_menu, take_estate)
 from handlers.context import Ctx
 from handlers.messages import Inbound
 
 FLOW = "complaint"
+# "Do you want to complain anonymously?" Anonymity is toward the other party: staff still see who and where.
+ANONYMITY = [("anon", "complaint.anon"), ("named", "complaint.named")]
 
 
 class S(StrEnum):
@@ -85,15 +87,14 @@ async def step(ctx: Ctx, msg: Inbound) -> None:
             if text and not choice:
                 d["description"] = f"{d['description']}\n{text}"
             ctx.state = S.ANONYMOUS
-            ctx.say("complaint.anonymous", YES_NO)
+            ctx.say("complaint.anonymous", ANONYMITY)
         else:
             ctx.say("complaint.photos", [DONE])
     elif state == S.ANONYMOUS:
-        if choice not in ("yes", "no"):
+        if choice not in ("anon", "named"):
             ctx.say("common.pick_one")
             return
-        # "May the other party learn who complained?" yes -> not anonymous.
-        d["anonymous"] = choice == "no"
+        d["anonymous"] = choice == "anon"
         if not await pick_estate_if_needed(ctx, S.CONFIRM):
             await _confirm(ctx)
     elif state == S.ESTATE:
@@ -120,7 +121,7 @@ async def ask(ctx: Ctx) -> None:
     elif state == S.PHOTOS:
         ctx.say("complaint.photos", [DONE])
     elif state == S.ANONYMOUS:
-        ctx.say("complaint.anonymous", YES_NO)
+        ctx.say("complaint.anonymous", ANONYMITY)
     elif state == S.ESTATE:
         await ask_estate(ctx)
     elif state == S.CONFIRM:

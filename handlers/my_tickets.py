@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from config.i18n import has
 from handlers.common import DONE, SKIP, YES_NO, choice_of, clean_text, match_form, show_menu
 from handlers.context import Ctx
 from handlers.messages import Inbound
@@ -57,12 +58,17 @@ async def show(ctx: Ctx, number: str) -> None:
     ctx.goto(FLOW, S.DETAIL)
     ctx.data["number"] = tk.number
     _note_hazard(ctx, tk)
-    timeline = "\n".join(ctx.t("tickets.event", at=at.strftime("%m-%d %H:%M"), action=ctx.label("action", a),
+    timeline = "\n".join(ctx.t("tickets.event", at=at.strftime("%m-%d %H:%M"), action=_event_label(ctx, a),
                                note=f" {note}" if note else "") for at, a, note in tk.timeline)
     ctx.say("tickets.detail", _actions(tk), number=tk.number, kind=ctx.label("kind", tk.kind),
             category=ctx.label("category", tk.category), urgency=ctx.label("urgency", tk.urgency),
             status=ctx.label("status", tk.status), description=tk.description, location=tk.location or "-",
             timeline=timeline)
+
+
+def _event_label(ctx: Ctx, action: str) -> str:
+    """An event as the owner's timeline names it ("师傅已到场"), in the owner's words rather than staff's (到场)."""
+    return ctx.t(f"timeline.{action}") if has(ctx.lang, f"timeline.{action}") else ctx.label("action", action)
 
 
 async def start_rating(ctx: Ctx, number: str) -> None:

@@ -30,7 +30,7 @@ async def test_added_information_and_complaint_keep_the_owners_text(chat, desk_e
     await c.send("装修噪音！")
     await c.send("周六早上７点就开始电钻，吵死了！！！")
     await c.choose("done")
-    await c.choose("no")
+    await c.choose("anon")
     await c.choose_like("estate:")
     await c.choose("submit")
     [tk] = await tickets(desk_engine)

@@ -36,11 +36,11 @@ async def test_timeline_and_notices_keep_staff_reasons_with_staff(chat, desk_eng
     await staff_does(desk_engine, tk.number, "claim")
     await staff_does(desk_engine, tk.number, "resolve", "更换了灯泡")
     out = await c.send(kind="choice", choice=f"notfixed:{tk.number}")
-    assert "重新打开" in out
+    assert "重新受理" in out
     await c.send("/mytickets")
     out = await c.choose(f"t:{tk.number}")
-    assert "退单" in out and "非我工种" not in out  # the reason is for staff
-    assert "重新打开（您反馈问题仍未解决）" in out and not any(word in out for word in INTERNAL)
+    assert "重新派单" in out and "非我工种" not in out  # the reason is for staff
+    assert "重新受理（您反馈问题仍未解决）" in out and not any(word in out for word in INTERNAL)
     assert "更换了灯泡" in out  # what was done is told to the owner
     async with desk_engine.sm() as s:
         told = [m.payload.get("text", "") for m in (await s.scalars(
@@ -58,4 +58,4 @@ async def test_english_timeline_has_no_chinese_reason(chat, desk_engine):
     await staff_does(desk_engine, tk.number, "reject", "不是本小区")
     await c.send("/mytickets")
     out = await c.choose(f"t:{tk.number}")
-    assert "Sent back" in out and "不是本小区" not in out
+    assert "Being reassigned" in out and "不是本小区" not in out

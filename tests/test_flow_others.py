@@ -29,9 +29,9 @@ async def test_complaint_flow(chat, desk_engine):
     assert "照片" in out
     await c.send(kind="photo", photo_ref="p1")
     await c.choose("done")
-    out = await c.choose("no")  # the other party may NOT learn who complained
+    out = await c.choose("anon")  # the other party may NOT learn who complained
     await c.choose_like("estate:")
-    assert "匿名：是" in "\n".join(r.text for r in c.last)
+    assert "匿名投诉：是" in "\n".join(r.text for r in c.last)
     out = await c.choose("submit")
     [tk] = await tickets(desk_engine)
     assert tk.number.startswith("TS-") and tk.number in out
@@ -88,7 +88,7 @@ async def test_binding_rejects_garbage_then_accepts_chinese_format(chat):
     await c.send("/bind")
     await c.choose_like("estate:")
     out = await c.send("我家在那边")
-    assert "没看懂" in out
+    assert "没能识别" in out
     await c.send("3栋2单元1502")
     out = await c.send("138 0000 0001")
     assert "绑定成功：3-2-1502" in out
@@ -123,7 +123,7 @@ async def test_my_tickets_detail_hurry_cancel(chat, desk_engine, clock):
     await c.send("裂缝在沙发后面")
     await c.send(kind="photo", photo_ref="p2")
     out = await c.choose("done")
-    assert "补充信息" in out
+    assert "补充了信息" in out
     await c.choose("cancel")
     out = await c.choose("yes")
     assert "已撤销" in out

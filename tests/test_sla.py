@@ -227,7 +227,7 @@ async def test_owner_is_told_the_promised_time_on_each_change(desk, clock):
     told = await texts(desk, "w-owner1")
     assert "预计今天 10:30 前上门" in told[0]
     assert "预计今天 14:00 前处理完成" in told[1]
-    assert "不是本小区" not in told[2] and "预计今天 10:05 前有人接单" in told[2]  # the reason is for staff
+    assert "不是本小区" not in told[2] and "预计今天 10:05 前安排人员接单" in told[2]  # the reason is for staff
 
 
 async def test_possible_duplicates_are_flagged_on_the_card(desk, clock):
@@ -310,8 +310,8 @@ async def test_not_fixed_reopens_to_the_supervisors(desk, clock):
         notice = (await s.scalars(select(OutboxMessage).where(OutboxMessage.chat_id == "owner-x"))).all()[-1]
     assert [c["id"] for c in notice.payload["choices"]] == [f"rate:{number}", f"notfixed:{number}"]
     out = await chat.send(kind="choice", choice=f"notfixed:{number}")
-    assert "重新打开" in out
+    assert "重新受理" in out
     tk = await ticket(desk, number)
     assert tk.status == "reopened" and tk.next_check_at is not None
     assert any("没修好" in t and number in t for t in await texts(desk, "-2"))
-    assert "不能重新打开" in await chat.send(kind="choice", choice=f"notfixed:{number}")  # not resolved now
+    assert "无法重新受理" in await chat.send(kind="choice", choice=f"notfixed:{number}")  # not resolved now

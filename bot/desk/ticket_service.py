@@ -174,7 +174,8 @@ class TicketService:
         await self.s.flush()
         await self.dispatch.refresh(self.s, ticket, self.clock)
         if notify_owner and action != Action.CANCEL:
-            await self.notify_owner(ticket, f"notify.{action}", note=note,
+            plain = action == Action.RESOLVE and not note.strip()  # nothing said about the work: no empty label
+            await self.notify_owner(ticket, "notify.resolve_plain" if plain else f"notify.{action}", note=note,
                                     choices=[("rate:" + ticket.number, "notify.rate_choice"),
                                              ("notfixed:" + ticket.number, "notify.not_fixed_choice")]
                                     if action == Action.RESOLVE else None)

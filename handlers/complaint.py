@@ -37,7 +37,7 @@ async def start(ctx: Ctx, details: str = "", category: str = "") -> None:
 async def _details(ctx: Ctx, text: str) -> None:
     c = ctx.desk.classify(text)
     ctx.data.update(description=text, urgency=c["urgency"] if c["urgency"] != "low" else "normal",
-                    reasons=c["reasons"], hazard=repair.hazard_of(c))
+                    reasons=ctx.data.pop("subject_reasons", []) + c["reasons"], hazard=repair.hazard_of(c))
     if ctx.data.get("category", "other") == "other" and c["category"] in COMPLAINT_CATEGORIES:
         ctx.data["category"] = c["category"]
     if c["urgency"] == "emergency":
@@ -64,8 +64,12 @@ async def step(ctx: Ctx, msg: Inbound) -> None:
             d["category"] = choice[4:]
             d["subject"] = ctx.label("category", d["category"])
         elif text:
-            d["category"] = "other"
+            # The owner's own words for the subject: labelled as the classifier labels the same words anywhere.
+            c = ctx.desk.classify(text)
+            d["category"] = c["category"] if c["category"] in COMPLAINT_CATEGORIES else "other"
             d["subject"] = text[:200]
+            if d["category"] != "other":
+                d["subject_reasons"] = c["reasons"]
         else:
             ctx.say("common.pick_one")
             return

@@ -75,5 +75,7 @@ async def build_group_card(session: AsyncSession, ticket: Ticket, clock: Clock, 
         buttons.append(("merge", label(lang, "action", "merge")))
     if ticket.status not in ("closed", "cancelled"):
         buttons.append(("contact", t(lang, "card.button.contact")))
+    # A digest line shows the card by its header and this: a complaint's subject comes first.
+    what = f"【{ticket.subject}】{ticket.description}" if ticket.subject else ticket.description
     return GroupCard(number=ticket.number, text="\n".join(lines), buttons=buttons, photos=info["photos"],
-                     header=lines[0], description=ticket.description, actions=sorted(allowed))
+                     header=lines[0], description=what, actions=sorted(allowed))

@@ -89,7 +89,9 @@ async def staff_ticket_view(session: AsyncSession, ticket: Ticket, clock: Clock)
         location = f"{unit.label} {location}".strip()
     return {
         "number": ticket.number, "kind": ticket.kind, "category": ticket.category, "urgency": ticket.urgency,
-        "status": ticket.status, "description": ticket.description, "location": location,
+        # A complaint's subject leads its description: a surface that shows one text shows both.
+        "status": ticket.status, "location": location,
+        "description": f"【{ticket.subject}】{ticket.description}" if ticket.subject else ticket.description,
         "subject": ticket.subject, "preferred_time": ticket.preferred_time,
         "contact": "" if ticket.anonymous else (reporter.name if reporter else ""),
         "phone": ticket.contact_phone, "channel": ticket.channel, "assignee": assignee,

@@ -56,6 +56,18 @@ async def _confirm(ctx: Ctx) -> None:
             anonymous=ctx.t("common.yes" if d.get("anonymous") else "common.no"))
 
 
+async def _submit(ctx: Ctx) -> None:
+    """File it with who complained and where they live: staff see both, anonymous or not (anonymity is toward the
+    other party, and staff keep it)."""
+    d = ctx.data
+    homes = [u for u in await ctx.desk.bound_units(ctx.person_id)
+             if not d.get("estate_id") or u.estate_id == d["estate_id"]]
+    if len(homes) == 1 and not d.get("unit_id"):
+        d.update(unit_id=homes[0].id, estate_id=homes[0].estate_id)
+    d["phone"] = d.get("phone") or await ctx.desk.person_phone(ctx.person_id)
+    await repair.submit(ctx)
+
+
 async def step(ctx: Ctx, msg: Inbound) -> None:
     d, choice, state = ctx.data, choice_of(msg), ctx.state
     text = clean_text(msg.text) if msg.kind == "text" else ""
@@ -108,7 +120,7 @@ async def step(ctx: Ctx, msg: Inbound) -> None:
             ctx.say("common.pick_one")
     elif state == S.CONFIRM:
         if choice == "submit":
-            await repair.submit(ctx)
+            await _submit(ctx)
         elif choice == "cancel":
             show_menu(ctx, "common.cancelled")
         else:

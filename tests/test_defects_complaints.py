@@ -36,3 +36,16 @@ async def test_typed_subject_is_classified_and_shown_to_staff(chat, desk_engine)
     assert "主题：楼上噪音扰民" in card.text and "类别：噪音" in card.text
     assert "楼上噪音扰民" in card.description  # a digest line names the subject too
     assert "楼上噪音扰民" in view["description"] and view["subject"] == "楼上噪音扰民"
+
+
+async def test_anonymous_complaint_still_shows_staff_who_and_where(chat, desk_engine):
+    c = chat()
+    await bind(c, "3-2-1502", "13800000001")
+    await complain(c, "邻居装修", "周末早上七点就开始电钻", "anon")
+    [tk] = await tickets(desk_engine)
+    assert tk.anonymous and tk.unit_id is not None and tk.contact_phone == "13800000001"
+    card, view = await staff_sees(desk_engine, tk.number)
+    assert "3-2-1502" in card.text and "138****0001" in card.text and "联系人：u1" in card.text
+    assert "匿名投诉" in card.text and "请勿向被投诉方透露" in card.text
+    assert view["contact"] == "u1" and view["phone"] == "13800000001" and "3-2-1502" in view["location"]
+    assert view["anonymous"] is True

@@ -47,11 +47,11 @@ async def build_group_card(session: AsyncSession, ticket: Ticket, clock: Clock, 
     lines.append(t(lang, "card.description", description=ticket.description[:1500]))
     if ticket.preferred_time:
         lines.append(t(lang, "card.visit", time=ticket.preferred_time))
+    # Masked on the card: a group may hold people who are not staff; staff see it in full by button. An anonymous
+    # complaint is anonymous toward the other party, not toward staff: who and where show, with the warning.
+    lines.append(t(lang, "card.contact", name=info["contact"] or "-", phone=mask_phone(ticket.contact_phone)))
     if ticket.anonymous:
         lines.append(t(lang, "card.anonymous"))
-    else:
-        # Masked on the card: a group may hold people who are not staff; staff see it in full by button.
-        lines.append(t(lang, "card.contact", name=info["contact"] or "-", phone=mask_phone(ticket.contact_phone)))
     if ticket.status not in ("resolved", "closed", "cancelled"):
         lines.append(t(lang, "card.due", claim_due=_when(clock, ticket.claim_due_at),
                        resolve_due=_when(clock, ticket.resolve_due_at)))

@@ -93,7 +93,8 @@ async def staff_ticket_view(session: AsyncSession, ticket: Ticket, clock: Clock)
         "status": ticket.status, "location": location,
         "description": f"【{ticket.subject}】{ticket.description}" if ticket.subject else ticket.description,
         "subject": ticket.subject, "preferred_time": ticket.preferred_time,
-        "contact": "" if ticket.anonymous else (reporter.name if reporter else ""),
+        # Anonymity is toward the other party of a complaint: staff still see who (and where, above).
+        "contact": reporter.name if reporter else "", "anonymous": ticket.anonymous,
         "phone": ticket.contact_phone, "channel": ticket.channel, "assignee": assignee,
         "reasons": ticket.classifier_reasons, "rating": ticket.rating, "hurry_count": ticket.hurry_count,
         "created_at": ticket.created_at.isoformat() + "Z",

@@ -25,6 +25,24 @@ _PHONE = re.compile(r"^(\+?86)?(1[3-9]\d{9}|0\d{2,3}-?\d{7,8}|\d{7,8})$")
 _UNIT = re.compile(r"^\s*(\d+[a-z]?)\s*(?:栋|幢|号楼|座|-|/|\s)\s*(\d+)\s*(?:单元|-|/|\s)\s*(\d+)\s*(?:室|号)?\s*$", re.I)
 
 
+# A place an owner names in a message: a building (with its entrance, floor, room or spot: "1号楼电梯",
+# "3栋2单元楼道"), a public place ("地下车库", "北门口"), or in English "tower 1", "building 3".
+_PLACE_SPOTS = "电梯|电梯厅|大堂|门厅|楼道|走廊|楼梯间?|门口|地下室|天台|楼顶|外墙|配电房|管道井|水井|消防通道"
+_PLACE = re.compile(
+    r"(?:\d+|[一二三四五六七八九十]+)\s*(?:号楼|栋|幢|座)"
+    r"(?:\s*\d+\s*单元)?(?:\s*\d+\s*(?:楼|层))?(?:\s*\d{3,4}\s*(?:室|号)?)?"
+    rf"(?:\s*(?:{_PLACE_SPOTS}))?"
+    r"|(?:地下)?(?:车库|停车场)(?:\s*[A-Za-z0-9]+\s*区)?"
+    r"|小区(?:[东南西北]|大)?门口?|(?:[东南西北]|大)门口?|会所|游泳池|儿童(?:乐园|游乐场)|中心花园|垃圾(?:站|房)|水?泵房"
+    r"|\b(?:building|tower|block)\s*\d+[a-z]?\b|\b(?:car ?park|garage)\b", re.I)
+
+
+def place_in(text: str) -> str:
+    """The place a message names, as the owner wrote it ("1号楼电梯"); "" when it names none."""
+    m = _PLACE.search(text or "")
+    return m.group(0).strip() if m else ""
+
+
 def show_menu(ctx: Ctx, key: str = "menu.prompt") -> None:
     ctx.finish()
     ctx.say(key, MENU + [("lang", "menu.lang")])

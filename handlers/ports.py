@@ -73,6 +73,7 @@ class NewTicket:
     preferred_time: str = ""
     contact_phone: str = ""
     anonymous: bool = False
+    at_reporter_home: bool = False  # filed at the reporter's home because no place was named: marked for staff
 
 
 class Desk(Protocol):

@@ -318,6 +318,8 @@ async def test_bound_owner_gets_the_offer_in_the_same_answer(chat, desk_engine):
     [gas] = await all_tickets(desk_engine)
     assert gas.number in out and "不要开关任何电器" in out and DUTY_PHONE in out
     assert gas.unit_id and gas.contact_phone == "13800000001"
+    assert c.choices == ["home", "skip"]  # no place named: filed at the home for now, and asked where
+    out = await c.choose("home")
     assert "继续刚才的报修吗？" in out and c.choices == ["yes", "no"]
     await c.choose("yes")
     assert "上门" in c.last[-1].text

@@ -141,8 +141,11 @@ class DbDesk:
         return await link_staff_identities(self.s, self.clock, person_id, channel, code)
 
     async def create_ticket(self, person_id: int, channel: str, ticket: NewTicket) -> TicketView:
+        location_text = ticket.location_text
+        if ticket.at_reporter_home and ticket.unit_id:  # nobody said where: staff must know it is an assumption
+            location_text = t(self.staff_lang, "location.reporter_home")
         fields = dict(subject=ticket.subject[:200], estate_id=ticket.estate_id, unit_id=ticket.unit_id,
-                      location_text=ticket.location_text[:300], preferred_time=ticket.preferred_time[:100],
+                      location_text=location_text[:300], preferred_time=ticket.preferred_time[:100],
                       contact_phone=ticket.contact_phone, anonymous=ticket.anonymous,
                       classifier_reasons=ticket.reasons, photos=ticket.photos)
         row = await self.tickets.create(kind=ticket.kind, category=ticket.category, urgency=ticket.urgency,
@@ -175,6 +178,8 @@ class DbDesk:
         if tk is None:
             return None
         allowed = {k: v for k, v in fields.items() if k in ("location_text", "contact_phone", "estate_id")}
+        if "unit_id" in fields and fields["unit_id"] is None:  # the owner says it is not at the home it was filed at
+            allowed["unit_id"] = None
         for key, value in allowed.items():
             setattr(tk, key, value)
         await self.tickets.event(tk, owner(person_id), "update", ", ".join(f"{k}={v}" for k, v in allowed.items()))

@@ -32,8 +32,16 @@ async def hurried(svc: TicketService, ticket: Ticket, now: datetime, lang: str =
                                         {"text": t(lang, "staff.owner_hurried", number=ticket.number,
                                                    n=ticket.hurry_count)},
                                         at=now, ticket_id=ticket.id, priority=priority_of(ticket.urgency)))
-    if ticket.hurry_count >= HURRIES_TO_ESCALATE and ticket.escalation_level < len(svc.sla.ladder):
-        group, _ = svc.sla.ladder[ticket.escalation_level]
+    ladder = svc.sla.ladder
+    if ticket.urgency == "emergency" and ladder:
+        # Someone is in danger and still waiting: every hurry climbs a step, and at the top tells the top again.
+        level = min(ticket.escalation_level, len(ladder) - 1)
+        ticket.escalation_level = level
+        await _escalate(svc, ticket, "hurry", now, now, ladder[level][0], lang)
+        ticket.escalation_level = level + 1
+        ticket.next_check_at = svc.next_check(ticket, now)
+    elif ticket.hurry_count >= HURRIES_TO_ESCALATE and ticket.escalation_level < len(ladder):
+        group, _ = ladder[ticket.escalation_level]
         await _escalate(svc, ticket, "hurry", now, now, group, lang)
         ticket.escalation_level += 1
         ticket.next_check_at = svc.next_check(ticket, now)

@@ -220,12 +220,14 @@ class DbDesk:
         return True
 
     async def hurry_ticket(self, person_id: int, number: str) -> tuple[bool, int]:
-        """Record a hurry (催单) unless one was made within the cooldown; (done, minutes to wait)."""
+        """Record a hurry (催单) unless one was made within the cooldown; (done, minutes to wait). An emergency's hurry
+        always goes through (and escalates: bot.desk.escalation.hurried)."""
         tk = await self._mine(person_id, number)
         if tk is None or tk.status not in OPEN:
             return False, 0
         now = self.clock.now()
-        if tk.last_hurry_at and now - tk.last_hurry_at < self.hurry_cooldown:
+        cooling = tk.urgency != "emergency" and tk.last_hurry_at is not None
+        if cooling and now - tk.last_hurry_at < self.hurry_cooldown:
             wait = self.hurry_cooldown - (now - tk.last_hurry_at)
             return False, max(1, int(wait.total_seconds() // 60) + 1)
         tk.last_hurry_at = now

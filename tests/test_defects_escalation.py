@@ -1,6 +1,8 @@
 """Escalations: an emergency's hurry always goes through and climbs; a step nobody can be told is not claimed."""
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from bot.desk.owner_desk import DbDesk
 from bot.desk.ticket_service import TicketService
 from bot.triage.classifier import get_classifier
@@ -39,3 +41,27 @@ async def test_normal_hurry_keeps_its_cooldown(desk, clock):  # noqa: F811
     assert await hurry(desk, number) == (True, 0)
     assert (await hurry(desk, number))[0] is False
     assert not any("多次催单" in t for t in await texts(desk, "-1"))
+
+
+async def test_escalation_nobody_could_be_told_is_recorded_as_undelivered(any_engine, clock):
+    from bot.app import App
+    from bot.jobs.sweeps import sla_sweep
+    from config.settings import Settings
+    from models import TicketEvent
+    from tests.conftest import Chat
+
+    app = App.create(Settings(database_url=any_engine.settings.database_url), clock=clock)  # no staff groups
+    try:
+        c = Chat(app.engine, "owner-x")
+        await c.send("电梯困人了，快来")
+        await c.choose("skip")
+        clock.advance(minutes=6)
+        await sla_sweep(app)
+        async with app.sessionmaker() as s:
+            events = (await s.scalars(select(TicketEvent).where(TicketEvent.actor == "system:sla"))).all()
+        assert [e.action for e in events] == ["undelivered"] and "team" in events[0].note
+        await c.send("/mytickets")
+        out = await c.choose_like("t:")
+        assert "升级" not in out and "未能送达" not in out and "undelivered" not in out
+    finally:
+        await app.close()

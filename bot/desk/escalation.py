@@ -73,12 +73,19 @@ async def _escalate(svc: TicketService, ticket: Ticket, what: str, due: datetime
     late = int((now - due).total_seconds() // 60)
     level = ticket.escalation_level + 1
     target = svc.dispatch.groups.get(group)
-    note = f"L{level} {what} +{late}min → {group if target else '-'}"
+    fields = ticket_fields(ticket.number, ticket.estate_id, ticket.urgency)
+    if target is None:
+        # This level's group is not configured: nobody was told. Staff see that on the timeline as a message that
+        # could not be delivered (an escalation there would be false, and the owner's timeline would repeat it).
+        note = f"L{level} {what} +{late}min → {group}: no such staff group configured"
+        svc.s.add(TicketEvent(ticket_id=ticket.id, at=now, actor=SYSTEM, action="undelivered",
+                              from_status=ticket.status, to_status=ticket.status, note=note))
+        log.error("ticket escalation undeliverable: %s", note, extra=fields)
+        return
+    note = f"L{level} {what} +{late}min → {group}"
     svc.s.add(TicketEvent(ticket_id=ticket.id, at=now, actor=SYSTEM, action="escalate", from_status=ticket.status,
                           to_status=ticket.status, note=note))
-    log.warning("ticket escalated: %s", note, extra=ticket_fields(ticket.number, ticket.estate_id, ticket.urgency))
-    if target is None:  # this level's group is not configured: the step is recorded, nobody to tell
-        return
+    log.warning("ticket escalated: %s", note, extra=fields)
     assignee = await svc.staff_name(ticket.assignee_id) or "-"
     key = "sla.escalate_hurry" if what == "hurry" else "sla.escalate"
     text = t(lang, key, level=level, number=ticket.number, urgency=label(lang, "urgency", ticket.urgency),
@@ -93,6 +100,9 @@ async def reopened(svc: TicketService, ticket: Ticket, stars: int, comment: str,
     """The owner was not satisfied (rated 2 or less): the reopened ticket goes to the supervisors' group too."""
     target = svc.dispatch.groups.get(svc.sla.reopen_to)
     if target is None:
+        svc.s.add(TicketEvent(ticket_id=ticket.id, at=now, actor=SYSTEM, action="undelivered",
+                              from_status=ticket.status, to_status=ticket.status,
+                              note=f"reopened → {svc.sla.reopen_to}: no such staff group configured"))
         return
     text = t(lang, "sla.reopened", number=ticket.number, stars="★" * stars or "-", comment=comment or "-",
              category=label(lang, "category", ticket.category), assignee=await svc.staff_name(ticket.assignee_id) or "-")

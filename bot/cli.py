@@ -111,6 +111,14 @@ def cmd_staff(args: argparse.Namespace) -> int:
             staff.password_hash = hash_password(secret)
         return staff.id if staff else None
 
+    if getattr(args, "phone", None):
+        from handlers.common import parse_phone
+
+        if args.action == "add" and parse_phone(args.phone) is None:
+            print(f"{args.phone!r} is not a phone number (e.g. 13900001111, 139-0000-1111, 0755-88881234)",
+                  file=sys.stderr)
+            return 2
+        args.phone = parse_phone(args.phone) or args.phone  # as owners' and the roster's numbers are kept
     if args.action == "password":
         import getpass
 

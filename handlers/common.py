@@ -21,7 +21,10 @@ REPAIR_CATEGORIES = ["water", "electrical", "gas", "lift", "doors_windows", "bui
 COMPLAINT_CATEGORIES = ["noise", "sanitation", "security", "neighbor", "service", "parking", "other"]
 URGENCIES = ["emergency", "high", "normal", "low"]
 
-_PHONE = re.compile(r"^(\+?86)?(1[3-9]\d{9}|0\d{2,3}-?\d{7,8}|\d{7,8})$")
+_PHONE_SEPARATORS = re.compile(r"[\s\-‐‑–—.()]")
+_MOBILE = re.compile(r"1[3-9]\d{9}")
+_LANDLINE = re.compile(r"(010|02\d|0[3-9]\d\d)(\d{7,8})")  # area codes: 010 and 02x have three digits, others four
+_LOCAL = re.compile(r"[2-9]\d{6,7}")
 _UNIT = re.compile(r"^\s*(\d+[a-z]?)\s*(?:栋|幢|号楼|座|-|/|\s)\s*(\d+)\s*(?:单元|-|/|\s)\s*(\d+)\s*(?:室|号)?\s*$", re.I)
 
 
@@ -65,8 +68,22 @@ def match_form(text: str) -> str:
 
 
 def parse_phone(text: str) -> str | None:
-    digits = re.sub(r"[\s()]", "", match_form(text))
-    return digits if _PHONE.match(digits) else None
+    """A phone number as owners write it, in one form: '139-0000-1111', '+86 139 0000 1111', '139 0000 1111' ->
+    '13900001111'; '(0755) 8888 1234', '0755-88881234', '+86 755 8888 1234' -> '0755-88881234'; a local number
+    without its area code ('8888 1234') as its digits. None when it is not a phone number."""
+    digits = _PHONE_SEPARATORS.sub("", match_form(text))
+    for prefix in ("+86", "0086"):
+        if digits.startswith(prefix):
+            digits = digits[len(prefix):]
+            digits = digits if digits[:1] in ("1", "0") else "0" + digits  # a landline's area code without its 0
+            break
+    else:
+        if len(digits) == 13 and digits.startswith("861"):
+            digits = digits[2:]
+    if _MOBILE.fullmatch(digits) or _LOCAL.fullmatch(digits):
+        return digits
+    landline = _LANDLINE.fullmatch(digits)
+    return f"{landline.group(1)}-{landline.group(2)}" if landline else None
 
 
 def parse_unit(text: str) -> str | None:

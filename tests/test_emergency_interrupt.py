@@ -177,6 +177,8 @@ TABLE: dict[str, Row] = {
     "bind.estate": Row("bind", "estate", sends("/bind")),
     "bind.unit": Row("bind", "unit", BIND_UNIT),
     "bind.phone": Row("bind", "phone", then(BIND_UNIT, "3-2-1502")),
+    "bind.name": Row("bind", "name", then(BIND_UNIT, "3-2-1502", "13111111111")),
+    "bind.relation": Row("bind", "relation", then(BIND_UNIT, "3-2-1502", "13111111111", "李雷")),
     "tickets.list": Row("tickets", "list", tickets_list),
     "tickets.detail": Row("tickets", "detail", tickets_detail),
     "tickets.add_info": Row("tickets", "add_info", then(tickets_detail, ("choose", "add"))),

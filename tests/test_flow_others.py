@@ -75,6 +75,9 @@ async def test_fees_need_binding_and_show_only_own_units(chat, desk_engine):
 async def test_binding_with_unknown_phone_waits_for_staff(chat, desk_engine):
     c = chat()
     out = await bind(c, "3-2-1502", "13111111111")
+    assert "审核" in out and "怎么称呼" in out  # staff decide, and need to know who asks
+    await c.send("李雷")
+    out = await c.choose("rel:tenant")
     assert "审核" in out
     out = await c.send("/fees")
     assert "先绑定" in out  # pending is not a binding

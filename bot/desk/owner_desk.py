@@ -26,6 +26,7 @@ from bot.desk.staff_accounts import link_staff_identities
 from bot.desk.ticket_service import TicketService
 
 OPEN = frozenset(str(s) for s in OPEN_STATUSES)
+RELATIONS = ("owner", "family", "tenant")  # a person's relation to a home, as Residency.role
 
 
 def owner(person_id: int) -> str:
@@ -107,8 +108,11 @@ class DbDesk:
             q = q.where(Building.estate_id == estate_id)
         return (await self.s.scalars(q)).first()
 
-    async def bind_unit(self, person_id: int, estate_id: int | None, unit_label: str, phone: str) -> str:
-        """'active' when the unit's roster has this phone, 'pending' for staff to decide, 'unknown_unit'."""
+    async def bind_unit(self, person_id: int, estate_id: int | None, unit_label: str, phone: str, name: str = "",
+                        relation: str = "") -> str:
+        """'active' when the unit's roster has this phone; 'needs_details' when it does not and the person has not
+        yet said who they are (name, and relation: owner, family or tenant; nothing is written); then 'pending' for
+        staff to decide; 'already', 'unknown_unit'."""
         unit = await self.find_unit(estate_id, unit_label)
         person = await self.s.get(Person, person_id)
         if person and not person.phone:
@@ -119,11 +123,19 @@ class DbDesk:
                                                                      Binding.unit_id == unit.id))
         if existing == "active":
             return "already"
-        on_roster = await self.s.scalar(
-            select(Residency.id).join(Person, Person.id == Residency.person_id)
-            .where(Residency.unit_id == unit.id, Person.phone == phone))
-        status = "active" if on_roster else "pending"
-        await set_binding(self.s, person_id, unit.id, phone, status, self.clock.now())
+        on_roster = (await self.s.execute(
+            select(Residency.role, Person.name).join(Person, Person.id == Residency.person_id)
+            .where(Residency.unit_id == unit.id, Person.phone == phone))).first()
+        if on_roster:
+            status, relation, name = "active", on_roster.role, on_roster.name
+        elif not name.strip() or relation not in RELATIONS:
+            return "needs_details"
+        else:
+            status, name = "pending", name.strip()[:100]
+            if person:
+                person.name = name  # what they call themselves, rather than a chat nickname or "访客 Guest"
+        binding = await set_binding(self.s, person_id, unit.id, phone, status, self.clock.now())
+        binding.name, binding.relation = name, relation
         await self.s.flush()
         return status
 

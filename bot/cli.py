@@ -64,12 +64,30 @@ def _in_session(fn):  # noqa: ANN001, ANN202
     return asyncio.run(go())
 
 
+IMPORT_HELP = """Import the office's roster (owners) or bills. All or nothing: every row is checked first, and one bad
+row (reported with its row number) imports nothing of the file.
+
+owners: columns estate, unit, name, phone[, role]
+  estate   an existing estate's code or name (--create-estates for a new one)
+  unit     building-entrance-room: 3-2-1502, or 3栋2单元1502
+  name     the person's name
+  phone    mobile or landline: 13900001111, 139-0000-1111, +86 139 0000 1111, (0755) 8888 1234
+  role     owner (the default), family or tenant; or 业主, 家属, 租户
+
+bills: columns estate, unit, period, item, amount_due, due_date[, amount_paid]
+  period   YYYY, YYYY-MM, YYYYH1 or YYYYQ1
+  item     e.g. 物业费 (at most 32 characters)
+  amount_due, amount_paid   numbers, 0 <= amount_paid <= amount_due (amount_paid: 0 when omitted)
+  due_date YYYY-MM-DD
+"""
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from bot.desk.roster_import import ImportError_, import_bills, import_owners
 
     fn = import_owners if args.what == "owners" else import_bills
     try:
-        result = _in_session(lambda s, _clock: fn(s, args.file))
+        result = _in_session(lambda s, _clock: fn(s, args.file, create_estates=args.create_estates))
     except ImportError_ as exc:
         print(f"{args.file}: not imported, nothing was changed. {len(exc.errors)} problem(s):", file=sys.stderr)
         for n, message in exc.errors[:100]:
@@ -269,9 +287,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("classify", help="classify JSON lines (FILE or stdin) into kind/category/urgency")
     p.add_argument("file", nargs="?")
     p.set_defaults(fn=cmd_classify)
-    p = sub.add_parser("import", help="import the owner roster or bills from CSV or .xlsx")
+    p = sub.add_parser("import", help="import the owner roster or bills from CSV or .xlsx",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description=IMPORT_HELP)
     p.add_argument("what", choices=["owners", "bills"])
-    p.add_argument("file")
+    p.add_argument("file", help="a CSV (UTF-8, a BOM is fine) or .xlsx file with a header row")
+    p.add_argument("--create-estates", action="store_true",
+                   help="create an estate named in the file that does not exist yet (else such a row is an error)")
     p.set_defaults(fn=cmd_import)
     p = sub.add_parser("staff", help="add staff, issue link codes for their chat accounts, list them")
     staff = p.add_subparsers(dest="action", required=True)

@@ -1,0 +1,53 @@
+"""The command line says what it expects and fails with the reason instead of doing something silently."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.desk.demo_seed import seed_demo
+from bot.desk.roster_import import ImportError_, import_owners
+from models import Estate
+from models.db import make_engine, make_sessionmaker
+from tests.test_import_cli import _cli
+
+
+@pytest.fixture
+async def sm(db_url):
+    engine = make_engine(db_url)
+    sm = make_sessionmaker(engine)
+    async with sm() as s, s.begin():
+        await seed_demo(s)
+    yield sm
+    await engine.dispose()
+
+
+async def test_unknown_estate_is_an_error_naming_the_row(sm, tmp_path):
+    f = tmp_path / "owners.csv"
+    f.write_text("estate,unit,name,phone\nSG,3-2-1502,张伟,13800000001\nSGG,1-1-101,钱程,13700000002\n"
+                 "翠湖苑 Jade Lake,2-1-801,孙,13700000003\n", encoding="utf-8")
+    with pytest.raises(ImportError_) as err:
+        async with sm() as s, s.begin():
+            await import_owners(s, f)
+    [(row, message)] = err.value.errors
+    assert row == 3 and "SGG" in message and "SG (阳光花园" in message and "--create-estates" in message
+    async with sm() as s:
+        assert await s.scalar(select(func.count()).select_from(Estate)) == 2  # nothing created
+    async with sm() as s, s.begin():
+        result = await import_owners(s, f, create_estates=True)
+    assert result.rows == 3
+    async with sm() as s:
+        assert "SGG" in (await s.scalars(select(Estate.code))).all()
+
+
+def test_cli_import_refuses_an_unknown_estate_and_help_lists_columns(tmp_path):
+    env = {"PROPDESK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"}
+    f = tmp_path / "owners.csv"
+    f.write_text("estate,unit,name,phone\nZZ,1-1-101,A,13700000001\n", encoding="utf-8")
+    r = _cli("import", "owners", str(f), cwd=tmp_path, env=env)
+    assert r.returncode == 2 and "row 2: unknown estate 'ZZ'" in r.stderr
+    r = _cli("import", "owners", str(f), "--create-estates", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    r = _cli("import", "--help", cwd=tmp_path, env=env)
+    assert r.returncode == 0
+    for column in ("estate, unit, name, phone[, role]", "amount_due", "due_date", "--create-estates"):
+        assert column in r.stdout

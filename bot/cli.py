@@ -256,16 +256,23 @@ def cmd_wechat(args: argparse.Namespace) -> int:
 
 def cmd_notice(args: argparse.Namespace) -> int:
     """A notice (a water or power cut) to the owners bound to homes in the chosen buildings, over their channels."""
-    from bot.jobs.notices import send_notice
+    from bot.jobs.notices import NoticeError, send_notice
 
     text = " ".join(args.text).strip()
     if not text or len(text) > 1000:
         print("the notice needs a text of at most 1000 characters", file=sys.stderr)
         return 2
-    count = _in_session(lambda s, clock: send_notice(s, get_settings(), clock, estate=args.estate,
-                                                     buildings=args.building or [], text=text))
+    try:
+        count = _in_session(lambda s, clock: send_notice(s, get_settings(), clock, estate=args.estate,
+                                                         buildings=args.building or [], text=text))
+    except NoticeError as exc:
+        print(f"notice not sent: {exc}", file=sys.stderr)
+        return 2
+    if not count:
+        print("notice queued to nobody: no owner there has bound a chat account to their home yet")
+        return 0
     print(f"notice queued to {count} chat account(s); a running propdesk delivers it"
-          + (" (held until the quiet hours end, if it is night)" if count else ""))
+          " (held until the quiet hours end, if it is night)")
     return 0
 
 

@@ -51,3 +51,18 @@ def test_cli_import_refuses_an_unknown_estate_and_help_lists_columns(tmp_path):
     assert r.returncode == 0
     for column in ("estate, unit, name, phone[, role]", "amount_due", "due_date", "--create-estates"):
         assert column in r.stdout
+
+
+def test_notice_to_an_unknown_estate_or_building_fails_with_the_reason(tmp_path):
+    env = {"PROPDESK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"}
+    roster = tmp_path / "owners.csv"
+    roster.write_text("estate,unit,name,phone\nGH,5-1-1201,赵敏,13700000001\nGH,6-1-101,钱程,13700000002\n",
+                      encoding="utf-8")
+    assert _cli("import", "owners", str(roster), "--create-estates", cwd=tmp_path, env=env).returncode == 0
+    r = _cli("notice", "--estate", "ZZ", "明天停水", cwd=tmp_path, env=env)
+    assert r.returncode == 2 and "no estate with code 'ZZ'" in r.stderr and "GH" in r.stderr
+    assert "queued" not in r.stdout
+    r = _cli("notice", "--estate", "GH", "--building", "5", "--building", "9", "明天停水", cwd=tmp_path, env=env)
+    assert r.returncode == 2 and "no building '9'" in r.stderr and "buildings: 5, 6" in r.stderr
+    r = _cli("notice", "--estate", "GH", "--building", "5", "明天停水", cwd=tmp_path, env=env)
+    assert r.returncode == 0 and "nobody" in r.stdout  # a real estate where nobody has bound a chat yet

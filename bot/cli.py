@@ -1,4 +1,4 @@
-"""The `propdesk` command: run, db upgrade, classify, import owners|bills, staff, qrcode, wechat."""
+"""The `propdesk` command: run, db upgrade, classify, import owners|bills, estates, staff, qrcode, notice, wechat."""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +11,17 @@ from bot.desk.access import ROLES
 from bot.desk.trades import known_trades
 from config.log_format import setup_logging
 from config.settings import get_settings
+
+
+CLASSIFY_EXAMPLE = '{"id": 1, "text": "电梯困人了，快来"}'
+CLASSIFY_HELP = f"""Classify owners' messages. Input is JSON lines (FILE, or stdin): one JSON object per line with a
+"text" string, other fields are kept, e.g.
+
+  {CLASSIFY_EXAMPLE}
+
+Output is one JSON line per input line, in order: the input's fields plus kind, category, urgency and reasons. A line
+that is not such an object (plain text, say) gets {{"line": N, "error": ...}} and the exit status is 1.
+"""
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -26,11 +37,15 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 continue
             try:
                 row = json.loads(line)
-                if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                    raise ValueError('each line must be a JSON object with a "text" string')
-            except ValueError as exc:
+            except ValueError:
+                row = None
+            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
                 failed += 1
-                print(json.dumps({"line": n, "error": str(exc)}, ensure_ascii=False), flush=True)
+                got = "plain text" if row is None else f"JSON {type(row).__name__}"
+                if isinstance(row, dict):
+                    got = 'an object without a "text" string'
+                error = f'expected one JSON object per line with a "text" string, e.g. {CLASSIFY_EXAMPLE}; got {got}'
+                print(json.dumps({"line": n, "error": error}, ensure_ascii=False), flush=True)
                 continue
             row.update(clf.classify(row["text"]).as_dict())
             print(json.dumps(row, ensure_ascii=False), flush=True)
@@ -68,7 +83,7 @@ IMPORT_HELP = """Import the office's roster (owners) or bills. All or nothing: e
 row (reported with its row number) imports nothing of the file.
 
 owners: columns estate, unit, name, phone[, role]
-  estate   an existing estate's code or name (--create-estates for a new one)
+  estate   an existing estate's code or name (`propdesk estates` lists them; --create-estates for a new one)
   unit     building-entrance-room: 3-2-1502, or 3栋2单元1502
   name     the person's name
   phone    mobile or landline: 13900001111, 139-0000-1111, +86 139 0000 1111, (0755) 8888 1234
@@ -97,6 +112,28 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"{args.file}: cannot read: {exc}", file=sys.stderr)
         return 2
     print(f"{args.file}: {result.rows} rows imported ({result.created} new, {result.updated} updated)")
+    return 0
+
+
+def cmd_estates(args: argparse.Namespace) -> int:
+    """The estates with their codes (what imports, notices and staff commands take) and their buildings."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import selectinload
+
+    from models import Estate
+
+    async def listing(s, _clock):  # noqa: ANN001, ANN202
+        rows = (await s.scalars(select(Estate).options(selectinload(Estate.buildings)).order_by(Estate.code))).all()
+        return [(e.code, e.name, sorted((b.name for b in e.buildings), key=lambda n: (not n.isdigit(), n.zfill(8))))
+                for e in rows]
+
+    rows = _in_session(listing)
+    if not rows:
+        print("no estates yet: `propdesk import owners FILE --create-estates` (or `propdesk run --demo`) adds them")
+        return 0
+    print("\t".join(("code", "name", "buildings")))
+    for code, name, buildings in rows:
+        print(f"{code}\t{name}\t{', '.join(buildings) or '-'}")
     return 0
 
 
@@ -291,8 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("db", help="database commands")
     p.add_argument("action", choices=["upgrade"])
     p.set_defaults(fn=cmd_db)
-    p = sub.add_parser("classify", help="classify JSON lines (FILE or stdin) into kind/category/urgency")
-    p.add_argument("file", nargs="?")
+    p = sub.add_parser("classify", help="classify JSON lines (FILE or stdin) into kind/category/urgency",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description=CLASSIFY_HELP)
+    p.add_argument("file", nargs="?", help='a file of JSON lines, each {"text": ...}; stdin when omitted')
     p.set_defaults(fn=cmd_classify)
     p = sub.add_parser("import", help="import the owner roster or bills from CSV or .xlsx",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description=IMPORT_HELP)
@@ -301,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--create-estates", action="store_true",
                    help="create an estate named in the file that does not exist yet (else such a row is an error)")
     p.set_defaults(fn=cmd_import)
+    p = sub.add_parser("estates", help="list the estates with their codes and buildings")
+    p.set_defaults(fn=cmd_estates)
     p = sub.add_parser("staff", help="add staff, issue link codes for their chat accounts, list them")
     staff = p.add_subparsers(dest="action", required=True)
     a = staff.add_parser("add", help="add (or update) a staff member and print a one-time link code")

@@ -66,3 +66,31 @@ def test_notice_to_an_unknown_estate_or_building_fails_with_the_reason(tmp_path)
     assert r.returncode == 2 and "no building '9'" in r.stderr and "buildings: 5, 6" in r.stderr
     r = _cli("notice", "--estate", "GH", "--building", "5", "明天停水", cwd=tmp_path, env=env)
     assert r.returncode == 0 and "nobody" in r.stdout  # a real estate where nobody has bound a chat yet
+
+
+def test_classify_says_it_reads_json_lines(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.test_import_cli import ROOT
+
+    r = _cli("classify", "--help", cwd=tmp_path)
+    assert "JSON lines" in r.stdout and '"text"' in r.stdout
+    r = subprocess.run([sys.executable, "-m", "bot.cli", "classify"], input="电梯困人了，快来\n", cwd=tmp_path,
+                       capture_output=True, text=True, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 1
+    assert 'expected one JSON object per line with a \\"text\\" string' in r.stdout and "got plain text" in r.stdout
+    assert "Expecting value" not in r.stdout
+
+
+def test_estates_lists_codes_and_buildings(tmp_path):
+    env = {"PROPDESK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"}
+    r = _cli("estates", cwd=tmp_path, env=env)
+    assert r.returncode == 0 and "no estates yet" in r.stdout
+    roster = tmp_path / "owners.csv"
+    roster.write_text("estate,unit,name,phone\nGH,10-1-1201,赵敏,13700000001\nGH,9-1-101,钱程,13700000002\n",
+                      encoding="utf-8")
+    _cli("import", "owners", str(roster), "--create-estates", cwd=tmp_path, env=env)
+    r = _cli("estates", cwd=tmp_path, env=env)
+    assert r.returncode == 0 and "GH\tGH\t9, 10" in r.stdout
+    assert "estates" in _cli("--help", cwd=tmp_path, env=env).stdout

@@ -10,8 +10,8 @@ from __future__ import annotations
 from enum import StrEnum
 
 from handlers.common import (COMPLAINT_CATEGORIES, DONE, MENU, SKIP, REPAIR_CATEGORIES, ask_estate, category_choices,
-                             choice_of, clean_text, mask_phone, offer_back, parse_phone, pick_estate_if_needed, place_in,
-                             promise_text, show_menu, take_estate, urgency_choices)
+                             choice_of, clean_text, mask_phone, offer_back, parse_phone, pick_estate_if_needed,
+                             place_in, promise_text, show_menu, take_estate, urgency_choices)
 from config.i18n import has
 from handlers.context import Ctx
 from handlers.messages import Inbound

@@ -1,7 +1,6 @@
 """An emergency is filed where the words say; else the owner is asked; else at their home, marked as such."""
 from __future__ import annotations
 
-from sqlalchemy import select
 
 from bot.desk.group_cards import build_group_card
 from models import Estate, Ticket

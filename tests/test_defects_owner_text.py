@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from models import Ticket, TicketEvent
+from models import TicketEvent
 from tests.test_flow_repair import tickets
 
 

@@ -6,7 +6,7 @@ import re
 from sqlalchemy import select
 
 from config.i18n import catalog, t
-from models import OutboxMessage, Staff, Ticket
+from models import OutboxMessage, Staff
 from tests.test_flow_others import file_repair
 from tests.test_flow_repair import tickets
 

@@ -238,9 +238,9 @@ class DbDesk:
         if tk is None or tk.status not in OPEN:
             return False, 0
         now = self.clock.now()
-        cooling = tk.urgency != "emergency" and tk.last_hurry_at is not None
-        if cooling and now - tk.last_hurry_at < self.hurry_cooldown:
-            wait = self.hurry_cooldown - (now - tk.last_hurry_at)
+        last = tk.last_hurry_at if tk.urgency != "emergency" else None  # no cooldown for an emergency
+        if last is not None and now - last < self.hurry_cooldown:
+            wait = self.hurry_cooldown - (now - last)
             return False, max(1, int(wait.total_seconds() // 60) + 1)
         tk.last_hurry_at = now
         tk.hurry_count += 1

@@ -1,4 +1,5 @@
-"""The `propdesk` command: run, db upgrade, classify, import owners|bills, staff, qrcode, notice, report, wechat."""
+"""The `propdesk` command: run, db upgrade, classify, import owners|bills, estates, staff, qrcode, notice, report,
+wechat."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +11,17 @@ from bot.desk.access import ROLES
 from bot.desk.trades import known_trades
 from config.log_format import setup_logging
 from config.settings import get_settings
+
+
+CLASSIFY_EXAMPLE = '{"id": 1, "text": "电梯困人了，快来"}'
+CLASSIFY_HELP = f"""Classify owners' messages. Input is JSON lines (FILE, or stdin): one JSON object per line with a
+"text" string, other fields are kept, e.g.
+
+  {CLASSIFY_EXAMPLE}
+
+Output is one JSON line per input line, in order: the input's fields plus kind, category, urgency and reasons. A line
+that is not such an object (plain text, say) gets {{"line": N, "error": ...}} and the exit status is 1.
+"""
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -26,11 +38,15 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 continue
             try:
                 row = json.loads(line)
-                if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                    raise ValueError('each line must be a JSON object with a "text" string')
-            except ValueError as exc:
+            except ValueError:
+                row = None
+            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
                 failed += 1
-                print(json.dumps({"line": n, "error": str(exc)}, ensure_ascii=False), flush=True)
+                got = "plain text" if row is None else f"JSON {type(row).__name__}"
+                if isinstance(row, dict):
+                    got = 'an object without a "text" string'
+                error = f'expected one JSON object per line with a "text" string, e.g. {CLASSIFY_EXAMPLE}; got {got}'
+                print(json.dumps({"line": n, "error": error}, ensure_ascii=False), flush=True)
                 continue
             row.update(clf.classify(row["text"]).as_dict())
             print(json.dumps(row, ensure_ascii=False), flush=True)
@@ -64,12 +80,30 @@ def _in_session(fn):  # noqa: ANN001, ANN202
     return asyncio.run(go())
 
 
+IMPORT_HELP = """Import the office's roster (owners) or bills. All or nothing: every row is checked first, and one bad
+row (reported with its row number) imports nothing of the file.
+
+owners: columns estate, unit, name, phone[, role]
+  estate   an existing estate's code or name (`propdesk estates` lists them; --create-estates for a new one)
+  unit     building-entrance-room: 3-2-1502, or 3栋2单元1502
+  name     the person's name
+  phone    mobile or landline: 13900001111, 139-0000-1111, +86 139 0000 1111, (0755) 8888 1234
+  role     owner (the default), family or tenant; or 业主, 家属, 租户
+
+bills: columns estate, unit, period, item, amount_due, due_date[, amount_paid]
+  period   YYYY, YYYY-MM, YYYYH1 or YYYYQ1
+  item     e.g. 物业费 (at most 32 characters)
+  amount_due, amount_paid   numbers, 0 <= amount_paid <= amount_due (amount_paid: 0 when omitted)
+  due_date YYYY-MM-DD
+"""
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from bot.desk.roster_import import ImportError_, import_bills, import_owners
 
     fn = import_owners if args.what == "owners" else import_bills
     try:
-        result = _in_session(lambda s, _clock: fn(s, args.file))
+        result = _in_session(lambda s, _clock: fn(s, args.file, create_estates=args.create_estates))
     except ImportError_ as exc:
         print(f"{args.file}: not imported, nothing was changed. {len(exc.errors)} problem(s):", file=sys.stderr)
         for n, message in exc.errors[:100]:
@@ -79,6 +113,28 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"{args.file}: cannot read: {exc}", file=sys.stderr)
         return 2
     print(f"{args.file}: {result.rows} rows imported ({result.created} new, {result.updated} updated)")
+    return 0
+
+
+def cmd_estates(args: argparse.Namespace) -> int:
+    """The estates with their codes (what imports, notices and staff commands take) and their buildings."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import selectinload
+
+    from models import Estate
+
+    async def listing(s, _clock):  # noqa: ANN001, ANN202
+        rows = (await s.scalars(select(Estate).options(selectinload(Estate.buildings)).order_by(Estate.code))).all()
+        return [(e.code, e.name, sorted((b.name for b in e.buildings), key=lambda n: (not n.isdigit(), n.zfill(8))))
+                for e in rows]
+
+    rows = _in_session(listing)
+    if not rows:
+        print("no estates yet: `propdesk import owners FILE --create-estates` (or `propdesk run --demo`) adds them")
+        return 0
+    print("\t".join(("code", "name", "buildings")))
+    for code, name, buildings in rows:
+        print(f"{code}\t{name}\t{', '.join(buildings) or '-'}")
     return 0
 
 
@@ -111,6 +167,14 @@ def cmd_staff(args: argparse.Namespace) -> int:
             staff.password_hash = hash_password(secret)
         return staff.id if staff else None
 
+    if getattr(args, "phone", None):
+        from handlers.common import parse_phone
+
+        if args.action == "add" and parse_phone(args.phone) is None:
+            print(f"{args.phone!r} is not a phone number (e.g. 13900001111, 139-0000-1111, 0755-88881234)",
+                  file=sys.stderr)
+            return 2
+        args.phone = parse_phone(args.phone) or args.phone  # as owners' and the roster's numbers are kept
     if args.action == "password":
         import getpass
 
@@ -230,16 +294,23 @@ def cmd_wechat(args: argparse.Namespace) -> int:
 
 def cmd_notice(args: argparse.Namespace) -> int:
     """A notice (a water or power cut) to the owners bound to homes in the chosen buildings, over their channels."""
-    from bot.jobs.notices import send_notice
+    from bot.jobs.notices import NoticeError, send_notice
 
     text = " ".join(args.text).strip()
     if not text or len(text) > 1000:
         print("the notice needs a text of at most 1000 characters", file=sys.stderr)
         return 2
-    count = _in_session(lambda s, clock: send_notice(s, get_settings(), clock, estate=args.estate,
-                                                     buildings=args.building or [], text=text))
+    try:
+        count = _in_session(lambda s, clock: send_notice(s, get_settings(), clock, estate=args.estate,
+                                                         buildings=args.building or [], text=text))
+    except NoticeError as exc:
+        print(f"notice not sent: {exc}", file=sys.stderr)
+        return 2
+    if not count:
+        print("notice queued to nobody: no owner there has bound a chat account to their home yet")
+        return 0
     print(f"notice queued to {count} chat account(s); a running propdesk delivers it"
-          + (" (held until the quiet hours end, if it is night)" if count else ""))
+          " (held until the quiet hours end, if it is night)")
     return 0
 
 
@@ -297,14 +368,20 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("db", help="database commands")
     p.add_argument("action", choices=["upgrade"])
     p.set_defaults(fn=cmd_db)
-    p = sub.add_parser("classify", help="classify JSON lines (FILE or stdin) into kind/category/urgency")
-    p.add_argument("file", nargs="?")
+    p = sub.add_parser("classify", help="classify JSON lines (FILE or stdin) into kind/category/urgency",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description=CLASSIFY_HELP)
+    p.add_argument("file", nargs="?", help='a file of JSON lines, each {"text": ...}; stdin when omitted')
     p.add_argument("--rules-only", action="store_true", help="the rules alone, without the learned model")
     p.set_defaults(fn=cmd_classify)
-    p = sub.add_parser("import", help="import the owner roster or bills from CSV or .xlsx")
+    p = sub.add_parser("import", help="import the owner roster or bills from CSV or .xlsx",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description=IMPORT_HELP)
     p.add_argument("what", choices=["owners", "bills"])
-    p.add_argument("file")
+    p.add_argument("file", help="a CSV (UTF-8, a BOM is fine) or .xlsx file with a header row")
+    p.add_argument("--create-estates", action="store_true",
+                   help="create an estate named in the file that does not exist yet (else such a row is an error)")
     p.set_defaults(fn=cmd_import)
+    p = sub.add_parser("estates", help="list the estates with their codes and buildings")
+    p.set_defaults(fn=cmd_estates)
     p = sub.add_parser("staff", help="add staff, issue link codes for their chat accounts, list them")
     staff = p.add_subparsers(dest="action", required=True)
     a = staff.add_parser("add", help="add (or update) a staff member and print a one-time link code")

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import datetime
 
+from config.i18n import t
 from handlers.context import Ctx
 from handlers.messages import Inbound
+from handlers.ports import TicketView
 
 MENU = [("repair", "menu.repair"), ("complaint", "menu.complaint"), ("fees", "menu.fees"),
         ("tickets", "menu.tickets"), ("bind", "menu.bind")]
@@ -18,8 +21,29 @@ REPAIR_CATEGORIES = ["water", "electrical", "gas", "lift", "doors_windows", "bui
 COMPLAINT_CATEGORIES = ["noise", "sanitation", "security", "neighbor", "service", "parking", "other"]
 URGENCIES = ["emergency", "high", "normal", "low"]
 
-_PHONE = re.compile(r"^(\+?86)?(1[3-9]\d{9}|0\d{2,3}-?\d{7,8}|\d{7,8})$")
+_PHONE_SEPARATORS = re.compile(r"[\s\-‐‑–—.()]")
+_MOBILE = re.compile(r"1[3-9]\d{9}")
+_LANDLINE = re.compile(r"(010|02\d|0[3-9]\d\d)(\d{7,8})")  # area codes: 010 and 02x have three digits, others four
+_LOCAL = re.compile(r"[2-9]\d{6,7}")
 _UNIT = re.compile(r"^\s*(\d+[a-z]?)\s*(?:栋|幢|号楼|座|-|/|\s)\s*(\d+)\s*(?:单元|-|/|\s)\s*(\d+)\s*(?:室|号)?\s*$", re.I)
+
+
+# A place an owner names in a message: a building (with its entrance, floor, room or spot: "1号楼电梯",
+# "3栋2单元楼道"), a public place ("地下车库", "北门口"), or in English "tower 1", "building 3".
+_PLACE_SPOTS = "电梯|电梯厅|大堂|门厅|楼道|走廊|楼梯间?|门口|地下室|天台|楼顶|外墙|配电房|管道井|水井|消防通道"
+_PLACE = re.compile(
+    r"(?:\d+|[一二三四五六七八九十]+)\s*(?:号楼|栋|幢|座)"
+    r"(?:\s*\d+\s*单元)?(?:\s*\d+\s*(?:楼|层))?(?:\s*\d{3,4}\s*(?:室|号)?)?"
+    rf"(?:\s*(?:{_PLACE_SPOTS}))?"
+    r"|(?:地下)?(?:车库|停车场)(?:\s*[A-Za-z0-9]+\s*区)?"
+    r"|小区(?:[东南西北]|大)?门口?|(?:[东南西北]|大)门口?|会所|游泳池|儿童(?:乐园|游乐场)|中心花园|垃圾(?:站|房)|水?泵房"
+    r"|\b(?:building|tower|block)\s*\d+[a-z]?\b|\b(?:car ?park|garage)\b", re.I)
+
+
+def place_in(text: str) -> str:
+    """The place a message names, as the owner wrote it ("1号楼电梯"); "" when it names none."""
+    m = _PLACE.search(text or "")
+    return m.group(0).strip() if m else ""
 
 
 def show_menu(ctx: Ctx, key: str = "menu.prompt") -> None:
@@ -33,17 +57,38 @@ def choice_of(msg: Inbound) -> str:
 
 
 def clean_text(text: str) -> str:
+    """What the owner wrote, as it is stored and shown: only the surrounding blanks go."""
+    return (text or "").strip()
+
+
+def match_form(text: str) -> str:
+    """The owner's text for matching only (commands, option words, numbers): half-width digits and letters
+    (NFKC), never stored."""
     return unicodedata.normalize("NFKC", text or "").strip()
 
 
 def parse_phone(text: str) -> str | None:
-    digits = re.sub(r"[\s()]", "", clean_text(text))
-    return digits if _PHONE.match(digits) else None
+    """A phone number as owners write it, in one form: '139-0000-1111', '+86 139 0000 1111', '139 0000 1111' ->
+    '13900001111'; '(0755) 8888 1234', '0755-88881234', '+86 755 8888 1234' -> '0755-88881234'; a local number
+    without its area code ('8888 1234') as its digits. None when it is not a phone number."""
+    digits = _PHONE_SEPARATORS.sub("", match_form(text))
+    for prefix in ("+86", "0086"):
+        if digits.startswith(prefix):
+            digits = digits[len(prefix):]
+            digits = digits if digits[:1] in ("1", "0") else "0" + digits  # a landline's area code without its 0
+            break
+    else:
+        if len(digits) == 13 and digits.startswith("861"):
+            digits = digits[2:]
+    if _MOBILE.fullmatch(digits) or _LOCAL.fullmatch(digits):
+        return digits
+    landline = _LANDLINE.fullmatch(digits)
+    return f"{landline.group(1)}-{landline.group(2)}" if landline else None
 
 
 def parse_unit(text: str) -> str | None:
     """'3-2-1502', '3栋2单元1502', '3 2 1502' -> '3-2-1502'."""
-    m = _UNIT.match(clean_text(text))
+    m = _UNIT.match(match_form(text))
     return f"{m.group(1).upper()}-{m.group(2)}-{m.group(3)}" if m else None
 
 
@@ -59,13 +104,22 @@ def urgency_choices() -> list[tuple[str, str]]:
     return [(f"urg:{u}", f"urgency.{u}") for u in URGENCIES]
 
 
-def promise_text(ctx: Ctx, urgency: str) -> str:
-    minutes = ctx.settings.promise_minutes.get(urgency, 240)
-    if minutes < 60:
-        return ctx.t("time.minutes", n=minutes)
-    if minutes < 1440:
-        return ctx.t("time.hours", n=minutes // 60)
-    return ctx.t("time.days", n=minutes // 1440)
+def when_text(lang: str, at: datetime, now: datetime) -> str:
+    """A local time as people say it, relative to local `now`: "今天 15:30", "明天 12:30", "11月27日 09:00"."""
+    days = (at.date() - now.date()).days
+    key = "when.today" if days == 0 else "when.tomorrow" if days == 1 else "when.date"
+    return t(lang, key, time=f"{at:%H:%M}", month=at.month, day=at.day, mon=at.strftime("%b"))
+
+
+def promise_text(ctx: Ctx, ticket: TicketView) -> str:
+    """What the owner is promised for a ticket just created: the claim deadline its SLA clock set (business hours
+    included), "明天 12:30 前"; an emergency's in minutes, "5 分钟内"."""
+    due, created = ticket.claim_due, ticket.created_at
+    if due is None:
+        return ctx.t("promise.soon")
+    if ticket.urgency == "emergency":
+        return ctx.t("promise.within_minutes", n=max(1, round((due - created).total_seconds() / 60)))
+    return ctx.t("promise.by", when=when_text(ctx.lang, due, created))
 
 
 async def pick_estate_if_needed(ctx: Ctx, next_state: str) -> bool:

@@ -4,12 +4,14 @@ from __future__ import annotations
 from enum import StrEnum
 
 from handlers import repair
-from handlers.common import (COMPLAINT_CATEGORIES, DONE, YES_NO, ask_estate, category_choices, choice_of, clean_text,
+from handlers.common import (COMPLAINT_CATEGORIES, DONE, ask_estate, category_choices, choice_of, clean_text,
                              pick_estate_if_needed, show_menu, take_estate)
 from handlers.context import Ctx
 from handlers.messages import Inbound
 
 FLOW = "complaint"
+# "Do you want to complain anonymously?" Anonymity is toward the other party: staff still see who and where.
+ANONYMITY = [("anon", "complaint.anon"), ("named", "complaint.named")]
 
 
 class S(StrEnum):
@@ -35,7 +37,7 @@ async def start(ctx: Ctx, details: str = "", category: str = "") -> None:
 async def _details(ctx: Ctx, text: str) -> None:
     c = ctx.desk.classify(text)
     ctx.data.update(description=text, urgency=c["urgency"] if c["urgency"] != "low" else "normal",
-                    reasons=c["reasons"], hazard=repair.hazard_of(c))
+                    reasons=ctx.data.pop("subject_reasons", []) + c["reasons"], hazard=repair.hazard_of(c))
     if ctx.data.get("category", "other") == "other" and c["category"] in COMPLAINT_CATEGORIES:
         ctx.data["category"] = c["category"]
     if c["urgency"] == "emergency":
@@ -54,6 +56,18 @@ async def _confirm(ctx: Ctx) -> None:
             anonymous=ctx.t("common.yes" if d.get("anonymous") else "common.no"))
 
 
+async def _submit(ctx: Ctx) -> None:
+    """File it with who complained and where they live: staff see both, anonymous or not (anonymity is toward the
+    other party, and staff keep it)."""
+    d = ctx.data
+    homes = [u for u in await ctx.desk.bound_units(ctx.person_id)
+             if not d.get("estate_id") or u.estate_id == d["estate_id"]]
+    if len(homes) == 1 and not d.get("unit_id"):
+        d.update(unit_id=homes[0].id, estate_id=homes[0].estate_id)
+    d["phone"] = d.get("phone") or await ctx.desk.person_phone(ctx.person_id)
+    await repair.submit(ctx)
+
+
 async def step(ctx: Ctx, msg: Inbound) -> None:
     d, choice, state = ctx.data, choice_of(msg), ctx.state
     text = clean_text(msg.text) if msg.kind == "text" else ""
@@ -62,8 +76,12 @@ async def step(ctx: Ctx, msg: Inbound) -> None:
             d["category"] = choice[4:]
             d["subject"] = ctx.label("category", d["category"])
         elif text:
-            d["category"] = "other"
+            # The owner's own words for the subject: labelled as the classifier labels the same words anywhere.
+            c = ctx.desk.classify(text)
+            d["category"] = c["category"] if c["category"] in COMPLAINT_CATEGORIES else "other"
             d["subject"] = text[:200]
+            if d["category"] != "other":
+                d["subject_reasons"] = c["reasons"]
         else:
             ctx.say("common.pick_one")
             return
@@ -85,15 +103,14 @@ async def step(ctx: Ctx, msg: Inbound) -> None:
             if text and not choice:
                 d["description"] = f"{d['description']}\n{text}"
             ctx.state = S.ANONYMOUS
-            ctx.say("complaint.anonymous", YES_NO)
+            ctx.say("complaint.anonymous", ANONYMITY)
         else:
             ctx.say("complaint.photos", [DONE])
     elif state == S.ANONYMOUS:
-        if choice not in ("yes", "no"):
+        if choice not in ("anon", "named"):
             ctx.say("common.pick_one")
             return
-        # "May the other party learn who complained?" yes -> not anonymous.
-        d["anonymous"] = choice == "no"
+        d["anonymous"] = choice == "anon"
         if not await pick_estate_if_needed(ctx, S.CONFIRM):
             await _confirm(ctx)
     elif state == S.ESTATE:
@@ -103,7 +120,7 @@ async def step(ctx: Ctx, msg: Inbound) -> None:
             ctx.say("common.pick_one")
     elif state == S.CONFIRM:
         if choice == "submit":
-            await repair.submit(ctx)
+            await _submit(ctx)
         elif choice == "cancel":
             show_menu(ctx, "common.cancelled")
         else:
@@ -120,7 +137,7 @@ async def ask(ctx: Ctx) -> None:
     elif state == S.PHOTOS:
         ctx.say("complaint.photos", [DONE])
     elif state == S.ANONYMOUS:
-        ctx.say("complaint.anonymous", YES_NO)
+        ctx.say("complaint.anonymous", ANONYMITY)
     elif state == S.ESTATE:
         await ask_estate(ctx)
     elif state == S.CONFIRM:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from handlers import bind, complaint, fees, my_tickets, repair
-from handlers.common import choice_of, clean_text, show_menu
+from handlers.common import choice_of, clean_text, match_form, show_menu
 from handlers.context import Ctx
 from handlers.messages import Inbound
 
@@ -36,8 +36,8 @@ async def step(ctx: Ctx, msg: Inbound) -> None:
     choice = choice_of(msg)
     if choice in STARTERS:
         await STARTERS[choice](ctx)
-    elif msg.kind == "text" and TICKET_NUMBER.match(clean_text(msg.text)):
-        await my_tickets.show(ctx, clean_text(msg.text).upper())
+    elif msg.kind == "text" and TICKET_NUMBER.match(match_form(msg.text)):
+        await my_tickets.show(ctx, match_form(msg.text).upper())
     elif msg.kind == "text" and clean_text(msg.text):
         await from_free_text(ctx, clean_text(msg.text))
     elif msg.kind == "photo":

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from handlers.common import DONE, SKIP, YES_NO, choice_of, clean_text, show_menu
+from config.i18n import has
+from handlers.common import DONE, SKIP, YES_NO, choice_of, clean_text, match_form, show_menu
 from handlers.context import Ctx
 from handlers.messages import Inbound
 from handlers.ports import TicketView
@@ -57,12 +58,17 @@ async def show(ctx: Ctx, number: str) -> None:
     ctx.goto(FLOW, S.DETAIL)
     ctx.data["number"] = tk.number
     _note_hazard(ctx, tk)
-    timeline = "\n".join(ctx.t("tickets.event", at=at.strftime("%m-%d %H:%M"), action=ctx.label("action", a),
+    timeline = "\n".join(ctx.t("tickets.event", at=at.strftime("%m-%d %H:%M"), action=_event_label(ctx, a),
                                note=f" {note}" if note else "") for at, a, note in tk.timeline)
     ctx.say("tickets.detail", _actions(tk), number=tk.number, kind=ctx.label("kind", tk.kind),
             category=ctx.label("category", tk.category), urgency=ctx.label("urgency", tk.urgency),
             status=ctx.label("status", tk.status), description=tk.description, location=tk.location or "-",
             timeline=timeline)
+
+
+def _event_label(ctx: Ctx, action: str) -> str:
+    """An event as the owner's timeline names it ("师傅已到场"), in the owner's words rather than staff's (到场)."""
+    return ctx.t(f"timeline.{action}") if has(ctx.lang, f"timeline.{action}") else ctx.label("action", action)
 
 
 async def start_rating(ctx: Ctx, number: str) -> None:
@@ -115,7 +121,7 @@ async def step(ctx: Ctx, msg: Inbound) -> None:
         elif choice == "menu":
             show_menu(ctx)
         elif text:
-            await show(ctx, text.upper())
+            await show(ctx, match_form(text).upper())
         else:
             ctx.say("common.pick_one")
     elif ctx.state == S.DETAIL:
@@ -160,8 +166,8 @@ async def step(ctx: Ctx, msg: Inbound) -> None:
     elif ctx.state == S.RATE:
         if choice.startswith("star:"):
             ctx.data["stars"] = int(choice[5:])
-        elif text.isdigit() and 1 <= int(text) <= 5:
-            ctx.data["stars"] = int(text)
+        elif match_form(text).isdigit() and 1 <= int(match_form(text)) <= 5:
+            ctx.data["stars"] = int(match_form(text))
         else:
             ctx.say("tickets.rate_prompt", STARS)
             return

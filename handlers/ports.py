@@ -22,6 +22,8 @@ class EstateView:
 
 @dataclass
 class TicketView:
+    """A ticket as its owner sees it. Every time is in the estate's time zone (aware), as the owner reads it."""
+
     id: int
     number: str
     kind: str
@@ -32,8 +34,8 @@ class TicketView:
     location: str
     created_at: datetime
     rating: int | None = None
-    timeline: list[tuple[datetime, str, str]] = field(default_factory=list)  # (at, action, note)
-    promise_minutes: int = 0
+    timeline: list[tuple[datetime, str, str]] = field(default_factory=list)  # (local time, action, note)
+    claim_due: datetime | None = None  # the claim deadline the SLA clock set, local: what the owner is promised
 
 
 @dataclass
@@ -53,7 +55,7 @@ class PaymentView:
     item: str
     period: str
     amount: str
-    paid_at: datetime
+    paid_at: datetime  # local time
 
 
 @dataclass
@@ -71,6 +73,7 @@ class NewTicket:
     preferred_time: str = ""
     contact_phone: str = ""
     anonymous: bool = False
+    at_reporter_home: bool = False  # filed at the reporter's home because no place was named: marked for staff
 
 
 class Desk(Protocol):
@@ -81,7 +84,8 @@ class Desk(Protocol):
     async def estate_of_place(self, place_code: str) -> tuple[int | None, str]: ...
     async def bound_units(self, person_id: int) -> list[UnitView]: ...
     async def pending_bindings(self, person_id: int) -> list[str]: ...
-    async def bind_unit(self, person_id: int, estate_id: int | None, unit_label: str, phone: str) -> str: ...
+    async def bind_unit(self, person_id: int, estate_id: int | None, unit_label: str, phone: str, name: str = "",
+                        relation: str = "") -> str: ...
     async def create_ticket(self, person_id: int, channel: str, ticket: NewTicket) -> TicketView: ...
     async def update_ticket(self, person_id: int, number: str, **fields) -> TicketView | None: ...
     async def my_tickets(self, person_id: int) -> list[TicketView]: ...

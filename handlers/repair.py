@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from handlers.common import (COMPLAINT_CATEGORIES, DONE, MENU, SKIP, REPAIR_CATEGORIES, ask_estate, category_choices,
                              choice_of, clean_text, mask_phone, offer_back, parse_phone, pick_estate_if_needed,
-                             promise_text, show_menu, take_estate, urgency_choices)
+                             place_in, promise_text, show_menu, take_estate, urgency_choices)
 from config.i18n import has
 from handlers.context import Ctx
 from handlers.messages import Inbound
@@ -70,8 +70,7 @@ def _ask_class(ctx: Ctx) -> None:
     d = ctx.data
     ctx.say("repair.classified", [("ok", "repair.class_ok"), ("cat", "repair.class_cat"),
                                   ("urg", "repair.class_urg")],
-            category=ctx.label("category", d["category"]), urgency=ctx.label("urgency", d["urgency"]),
-            reasons=", ".join(d["reasons"]) or "-")
+            category=ctx.label("category", d["category"]), urgency=ctx.label("urgency", d["urgency"]))
 
 
 def hazard_of(c: dict) -> str:
@@ -101,10 +100,14 @@ async def emergency_from(ctx: Ctx, text: str, c: dict, interrupted: dict | None 
 
 
 async def create_emergency(ctx: Ctx) -> None:
+    """The ticket at once, where the words say ("1号楼电梯困人了"); with no place named, at the owner's only home,
+    marked as such for staff, and the owner is asked where it is."""
     d = ctx.data
     units = await ctx.desk.bound_units(ctx.person_id)
+    if not d.get("location_text") and place_in(d.get("description", "")):
+        d["location_text"] = place_in(d["description"])[:300]
     if not d.get("location_text") and len(units) == 1:
-        d.update(unit_id=units[0].id, estate_id=units[0].estate_id)
+        d.update(unit_id=units[0].id, estate_id=units[0].estate_id, at_home=True)
     elif not d.get("estate_id"):
         estates = await ctx.desk.estates()
         if len(estates) == 1:
@@ -116,14 +119,23 @@ async def create_emergency(ctx: Ctx) -> None:
                                           new_ticket(d, urgency="emergency", contact_phone=phone))
     d["hazard"] = d.get("hazard") or d["category"]
     ctx.say("repair.emergency_created", number=ticket.number, advice=safety_advice(ctx, d["hazard"]),
-            duty_phone=ctx.settings.duty_phone, promise=promise_text(ctx, "emergency"))
+            duty_phone=ctx.settings.duty_phone, promise=promise_text(ctx, ticket))
     d["number"] = ticket.number
     d["phone_known"] = bool(phone)
-    if not d.get("unit_id") and not d.get("location_text"):
+    if not d.get("location_text"):
         ctx.goto(FLOW, S.EMERGENCY_WHERE)
-        ctx.say("repair.emergency_where", [SKIP])
+        _ask_emergency_where(ctx, units)
     else:
         await _emergency_phone(ctx)
+
+
+def _ask_emergency_where(ctx: Ctx, units: list | None = None) -> None:
+    home = ctx.data.get("home_label") or (units[0].label if ctx.data.get("at_home") and units else "")
+    if home:
+        ctx.data["home_label"] = home
+        ctx.say("repair.emergency_where_home", [("home", ctx.t("repair.at_home", unit=home)), SKIP], unit=home)
+    else:
+        ctx.say("repair.emergency_where", [SKIP])
 
 
 
@@ -204,7 +216,7 @@ def new_ticket(d: dict, *, urgency: str, contact_phone: str, preferred_time: str
                      subject=d.get("subject", ""), reasons=d.get("reasons", []), estate_id=d.get("estate_id"),
                      unit_id=d.get("unit_id"), location_text=d.get("location_text", ""),
                      photos=d.get("photos", []), preferred_time=preferred_time, contact_phone=contact_phone,
-                     anonymous=anonymous)
+                     anonymous=anonymous, at_reporter_home=bool(d.get("at_home")))
 
 
 async def submit(ctx: Ctx) -> None:
@@ -213,7 +225,7 @@ async def submit(ctx: Ctx) -> None:
         d, urgency=d["urgency"], preferred_time=d.get("visit_label", ""), contact_phone=d.get("phone", ""),
         anonymous=d.get("anonymous", False)))
     ctx.finish()
-    ctx.say("ticket.created", MENU, number=ticket.number, promise=promise_text(ctx, ticket.urgency))
+    ctx.say("ticket.created", MENU, number=ticket.number, promise=promise_text(ctx, ticket))
 
 
 async def step(ctx: Ctx, msg: Inbound) -> None:
@@ -330,18 +342,24 @@ async def step(ctx: Ctx, msg: Inbound) -> None:
         else:
             ctx.say("common.pick_one")
     elif state == S.EMERGENCY_WHERE:
-        if choice == "skip":
+        if choice == "skip":  # filed at the owner's home (marked so for staff), or nowhere yet
+            await _emergency_phone(ctx)
+        elif choice == "home" and d.get("at_home"):
+            await ctx.desk.update_ticket(ctx.person_id, d["number"], location_text="")  # confirmed: no mark
+            ctx.say("repair.emergency_noted")
             await _emergency_phone(ctx)
         elif text or msg.kind == "location":
             loc = text or f"({msg.latitude:.5f},{msg.longitude:.5f})"
-            await ctx.desk.update_ticket(ctx.person_id, d["number"], location_text=loc[:300])
+            # Somewhere else than the home it was filed at: the place the owner names, and no longer the home.
+            extra = {"unit_id": None} if d.pop("at_home", False) else {}
+            await ctx.desk.update_ticket(ctx.person_id, d["number"], location_text=loc[:300], **extra)
             ctx.say("repair.emergency_noted")
             await _emergency_phone(ctx)
         elif msg.kind == "photo":
             await ctx.desk.add_info(ctx.person_id, d["number"], photo=msg.photo_ref)
             ctx.say("repair.emergency_noted")
         else:
-            ctx.say("repair.emergency_where", [SKIP])
+            _ask_emergency_where(ctx)
     elif state == S.EMERGENCY_PHONE:
         if choice == "skip" or (text and parse_phone(text)):
             if text:
@@ -384,6 +402,6 @@ async def ask(ctx: Ctx) -> None:
     elif state == S.SUMMARY:
         await summary(ctx)
     elif state == S.EMERGENCY_WHERE:
-        ctx.say("repair.emergency_where", [SKIP])
+        _ask_emergency_where(ctx)
     elif state == S.EMERGENCY_PHONE:
         ctx.say("repair.emergency_phone", [SKIP])

@@ -30,7 +30,7 @@ import functools
 import re
 
 from handlers import bind, complaint, fees, menu, my_tickets, repair, resume
-from handlers.common import RESUME_FLOW, choice_of, clean_text, show_menu
+from handlers.common import RESUME_FLOW, choice_of, clean_text, match_form, show_menu
 from handlers.context import Ctx
 from config.i18n import LANGS
 from handlers.messages import Inbound
@@ -56,7 +56,7 @@ def _typed_choice(ctx: Ctx, msg: Inbound) -> Inbound:
     offered = ctx.data.get("_offered") or []
     if msg.kind != "text" or not offered:
         return msg
-    text = clean_text(msg.text).lower()
+    text = match_form(msg.text).lower()
     if text.isdigit() and 1 <= int(text) <= len(offered):
         return Inbound(kind="choice", choice=offered[int(text) - 1][0], text=msg.text)
     words = _words(text)
@@ -69,7 +69,7 @@ def _typed_choice(ctx: Ctx, msg: Inbound) -> Inbound:
 @functools.lru_cache(maxsize=4096)  # the same few option labels, step after step
 def _words(text: str) -> str:
     """An option's words as an owner types them: "📋 我的工单" -> "我的工单", "Yes, submit!" -> "yessubmit"."""
-    return _NOT_WORDS.sub("", clean_text(text).lower())
+    return _NOT_WORDS.sub("", match_form(text).lower())
 
 
 _NOT_WORDS = re.compile(r"[\W_]+")
@@ -86,7 +86,7 @@ async def handle(ctx: Ctx, msg: Inbound) -> None:
         ctx.say("common.too_long", again, limit=ctx.settings.max_text_length)
         return
     msg = _typed_choice(ctx, msg)
-    word = clean_text(msg.text).lower() if msg.kind == "text" else ""
+    word = match_form(msg.text).lower() if msg.kind == "text" else ""
     command = msg.command if msg.kind == "command" else ""
 
     if command == "cancel" or word in CANCEL_WORDS or choice_of(msg) == "cancel" and ctx.flow == "menu":

@@ -78,6 +78,9 @@ class Binding(Base):
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), default="pending")  # active | pending | refused
     phone: Mapped[str] = mapped_column(String(32), default="")
+    # Who the person says they are, for staff deciding a request the roster does not vouch for.
+    name: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    relation: Mapped[str | None] = mapped_column(String(16), default=None)  # owner | family | tenant
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     unit: Mapped[Unit] = relationship()

@@ -162,3 +162,14 @@ async def propdesk(db_url, tmp_path, fakes):
     yield start
     while started:
         await started.pop().stop()
+
+
+@pytest.fixture
+async def desk(desk_engine, clock):
+    """An app over a seeded database with the escalation ladder's three staff groups (team, supervisors, managers)."""
+    from tests.helpers.sla import GROUPS
+
+    settings = Settings(database_url=desk_engine.settings.database_url, staff_groups=GROUPS, default_group="team")
+    app = App.create(settings, clock=clock)
+    yield app
+    await app.close()

@@ -121,7 +121,7 @@ async def test_card_posted_once_then_edited_and_updates_merge(desk_engine, clock
             await act(s, clock, number=number, staff_id=1, action=action, note=note, dispatch=dispatch)
     await delivery.run_once()
     assert [t for _, t in outlet.sent] == [f"card {number} new", f"card {number} edit"]
-    assert "已挂起" in outlet.cards["m1"] and len(outlet.cards) == 1
+    assert "暂停处理" in outlet.cards["m1"] and len(outlet.cards) == 1
     async with sm() as s:
         pending = (await s.scalars(select(OutboxMessage).where(OutboxMessage.chat_id == "-10",
                                                                 OutboxMessage.status == "pending"))).all()

@@ -72,8 +72,9 @@ async def test_bindings_are_decided_only_by_staff_of_the_home(app):
     replies = await app.engine.handle(sender, Inbound(kind="command", command="bind"))
     sg = next(c.id for r in replies for c in r.choices if c.label.startswith("阳光花园"))
     await app.engine.handle(sender, Inbound(kind="choice", choice=sg))
-    for text in ("1-2-801", "13812345678"):  # a home on the roster, a phone that is not: staff decide
+    for text in ("1-2-801", "13812345678", "赵六"):  # a home on the roster, a phone that is not: staff decide
         await app.engine.handle(sender, Inbound.text_or_command(text))
+    await app.engine.handle(sender, Inbound(kind="choice", choice="rel:family"))
     desk = app.staff_desk
     zhao = next(m for m in await desk.members() if m.name.startswith("赵"))
     wang = next(m for m in await desk.members() if m.name.startswith("王"))

@@ -19,7 +19,7 @@ from handlers import router
 from handlers.messages import Inbound
 from models import Action, Conversation, Staff, Ticket, TicketEvent
 from tests.helpers.dialog import Chat
-from tests.test_flow_repair import bind
+from tests.helpers.dialog import bind
 
 GAS = "楼道里好大一股煤气味"
 SMOKE = "there's smoke coming out of the flat next door"
@@ -172,11 +172,13 @@ TABLE: dict[str, Row] = {
     "complaint.details": Row("complaint", "details", COMPLAINT_DETAILS, offered_back=False),
     "complaint.photos": Row("complaint", "photos", COMPLAINT_PHOTOS),
     "complaint.anonymous": Row("complaint", "anonymous", COMPLAINT_ANON),
-    "complaint.estate": Row("complaint", "estate", then(COMPLAINT_ANON, ("choose", "no"))),
-    "complaint.confirm": Row("complaint", "confirm", then(COMPLAINT_ANON, ("choose", "no"), ("like", "estate:"))),
+    "complaint.estate": Row("complaint", "estate", then(COMPLAINT_ANON, ("choose", "anon"))),
+    "complaint.confirm": Row("complaint", "confirm", then(COMPLAINT_ANON, ("choose", "anon"), ("like", "estate:"))),
     "bind.estate": Row("bind", "estate", sends("/bind")),
     "bind.unit": Row("bind", "unit", BIND_UNIT),
     "bind.phone": Row("bind", "phone", then(BIND_UNIT, "3-2-1502")),
+    "bind.name": Row("bind", "name", then(BIND_UNIT, "3-2-1502", "13111111111")),
+    "bind.relation": Row("bind", "relation", then(BIND_UNIT, "3-2-1502", "13111111111", "李雷")),
     "tickets.list": Row("tickets", "list", tickets_list),
     "tickets.detail": Row("tickets", "detail", tickets_detail),
     "tickets.add_info": Row("tickets", "add_info", then(tickets_detail, ("choose", "add"))),
@@ -318,6 +320,8 @@ async def test_bound_owner_gets_the_offer_in_the_same_answer(chat, desk_engine):
     [gas] = await all_tickets(desk_engine)
     assert gas.number in out and "不要开关任何电器" in out and DUTY_PHONE in out
     assert gas.unit_id and gas.contact_phone == "13800000001"
+    assert c.choices == ["home", "skip"]  # no place named: filed at the home for now, and asked where
+    out = await c.choose("home")
     assert "继续刚才的报修吗？" in out and c.choices == ["yes", "no"]
     await c.choose("yes")
     assert "上门" in c.last[-1].text
@@ -369,7 +373,7 @@ async def test_same_hazard_on_the_open_emergency_is_not_a_second_ticket(chat, de
     out = await c.send("味道越来越大了")  # at the phone question: words go on the ticket, the question stays
     assert "已补充到工单" in out and "skip" in c.choices
     [gas] = await all_tickets(desk_engine)
-    assert gas.location_text == "3栋楼道里,煤气味很重"  # NFKC-cleaned, as every typed answer
+    assert gas.location_text == "3栋楼道里，煤气味很重"  # as the owner wrote it
     # A different hazard at the same step is its own ticket.
     out = await c.send("电梯里有人被困")
     gas, lift = await all_tickets(desk_engine)

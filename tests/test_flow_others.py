@@ -7,19 +7,7 @@ from sqlalchemy import select
 
 from bot.desk.ticket_service import TicketService
 from models import Action, Binding, Staff, Ticket
-from tests.helpers.dialog import Press, bind, tickets, verify_dialog
-
-
-async def file_repair(c, text: str, place: str = "客厅") -> None:
-    """An unbound owner files a non-emergency repair at a typed place, answering every question."""
-    await c.send(text)
-    await c.choose("ok")
-    await c.send(place)
-    await c.choose_like("estate:")
-    await c.choose("done")
-    await c.choose("vt:asap")
-    await c.send("13912345678")
-    await c.choose("submit")
+from tests.helpers.dialog import file_repair, Press, bind, tickets, verify_dialog
 
 
 async def test_complaint_flow(chat, desk_engine):
@@ -31,9 +19,9 @@ async def test_complaint_flow(chat, desk_engine):
     assert "照片" in out
     await c.send(kind="photo", photo_ref="p1")
     await c.choose("done")
-    out = await c.choose("no")  # the other party may NOT learn who complained
+    out = await c.choose("anon")  # the other party may NOT learn who complained
     await c.choose_like("estate:")
-    assert "匿名：是" in "\n".join(r.text for r in c.last)
+    assert "匿名投诉：是" in "\n".join(r.text for r in c.last)
     out = await c.choose("submit")
     [tk] = await tickets(desk_engine)
     assert tk.number.startswith("TS-") and tk.number in out
@@ -77,6 +65,9 @@ async def test_fees_need_binding_and_show_only_own_units(chat, desk_engine):
 async def test_binding_with_unknown_phone_waits_for_staff(chat, desk_engine):
     c = chat()
     out = await bind(c, "3-2-1502", "13111111111")
+    assert "审核" in out and "怎么称呼" in out  # staff decide, and need to know who asks
+    await c.send("李雷")
+    out = await c.choose("rel:tenant")
     assert "审核" in out
     out = await c.send("/fees")
     assert "先绑定" in out  # pending is not a binding
@@ -89,7 +80,7 @@ async def test_binding_rejects_garbage_then_accepts_chinese_format(chat):
     await verify_dialog(chat(), [
         ("/bind", None),
         (Press("estate:", like=True), None),
-        ("我家在那边", "没看懂"),
+        ("我家在那边", "没能识别"),
         ("3栋2单元1502", None),
         ("138 0000 0001", "绑定成功：3-2-1502"),
     ])
@@ -124,7 +115,7 @@ async def test_my_tickets_detail_hurry_cancel(chat, desk_engine, clock):
     await c.send("裂缝在沙发后面")
     await c.send(kind="photo", photo_ref="p2")
     out = await c.choose("done")
-    assert "补充信息" in out
+    assert "补充了信息" in out
     await c.choose("cancel")
     out = await c.choose("yes")
     assert "已撤销" in out

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from config.settings import Settings
 from models import JobRun, OutboxMessage, Ticket, TicketEvent
 from tests.helpers.dialog import Chat, make_desk
-from tests.test_flow_repair import bind
+from tests.helpers.dialog import bind
 
 
 async def repair(c: Chat, text: str = "厨房水龙头一直滴水，拧紧了也滴") -> str:

@@ -33,11 +33,11 @@ async def test_import_owners_csv_then_update(sm, tmp_path):
                  "GH,5栋1单元1202,钱程,137 0000 0002,tenant\n\nGH,5-1-1201,赵小敏,13700000003,family\n",
                  encoding="utf-8")
     async with sm() as s, s.begin():
-        r = await import_owners(s, f)
+        r = await import_owners(s, f, create_estates=True)
     assert (r.rows, r.created, r.updated) == (3, 3, 0)
     assert await count(sm, Residency) == 3 and await count(sm, Unit) == 2
     async with sm() as s, s.begin():
-        r = await import_owners(s, f)
+        r = await import_owners(s, f, create_estates=True)
     assert (r.created, r.updated) == (0, 3)
     async with sm() as s:
         roles = sorted((await s.scalars(select(Residency.role))).all())
@@ -50,7 +50,7 @@ async def test_bad_row_imports_nothing_and_names_the_row(sm, tmp_path):
                  "GH,5-1-1203,孙,12345\n", encoding="utf-8")
     with pytest.raises(ImportError_) as err:
         async with sm() as s, s.begin():
-            await import_owners(s, f)
+            await import_owners(s, f, create_estates=True)
     assert [n for n, _ in err.value.errors] == [3, 4]
     assert "unit" in err.value.errors[0][1] and "phone" in err.value.errors[1][1]
     assert await count(sm, Person) == 0 and await count(sm, Residency) == 0
@@ -79,7 +79,7 @@ async def test_import_bills_xlsx(sm, tmp_path):
     path = tmp_path / "bills.xlsx"
     wb.save(path)
     async with sm() as s, s.begin():
-        r = await import_bills(s, path)
+        r = await import_bills(s, path, create_estates=True)
     assert r.created == 2
     async with sm() as s:
         bills = (await s.scalars(select(Bill).order_by(Bill.id))).all()
@@ -95,7 +95,7 @@ async def test_bad_bill_amounts_are_refused(sm, tmp_path):
                  encoding="utf-8")
     with pytest.raises(ImportError_) as err:
         async with sm() as s, s.begin():
-            await import_bills(s, f)
+            await import_bills(s, f, create_estates=True)
     assert [n for n, _ in err.value.errors] == [2, 3, 4, 5]
     assert await count(sm, Bill) == 0
 
@@ -110,7 +110,7 @@ def test_cli_db_upgrade_and_import(tmp_path):
     assert r.returncode == 2 and "row 3" in r.stderr and "nothing was changed" in r.stderr
     good = tmp_path / "good.csv"
     good.write_text("estate,unit,name,phone\nGH,1-1-101,A,13700000001\n", encoding="utf-8")
-    r = run_cli("import", "owners", str(good), cwd=tmp_path, env=env)
+    r = run_cli("import", "owners", str(good), "--create-estates", cwd=tmp_path, env=env)
     assert r.returncode == 0 and "1 rows imported" in r.stdout
     r = run_cli("import", "owners", str(tmp_path / "missing.csv"), cwd=tmp_path, env=env)
     assert r.returncode == 2 and "cannot read" in r.stderr

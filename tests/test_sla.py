@@ -15,10 +15,9 @@ from bot.desk.ticket_service import TicketService
 from config.settings import Settings, StaffGroup
 from models import OutboxMessage, Ticket, TicketEvent
 from tests.helpers.dialog import Chat
+from tests.helpers.sla import GROUPS, create, texts, ticket  # noqa: F401
 
 NUMBER_RE = __import__("re").compile(r"BX-\d{8}-\d{4}")
-GROUPS = {"team": StaffGroup(channel="chat", chat_id="-1"), "supervisors": StaffGroup(channel="chat", chat_id="-2"),
-          "managers": StaffGroup(channel="chat", chat_id="-3")}
 
 
 def utc(*args) -> datetime:
@@ -48,35 +47,6 @@ def test_policies_come_from_the_config():
     assert [g for g, _ in sla.ladder] == ["team", "supervisors", "managers"]
 
 
-@pytest.fixture
-async def desk(desk_engine, clock):
-    """An app over a seeded database with three staff groups (team, supervisors, managers)."""
-    settings = Settings(database_url=desk_engine.settings.database_url, staff_groups=GROUPS,
-                        default_group="team")
-    app = App.create(settings, clock=clock)
-    yield app
-    await app.close()
-
-
-async def create(app: App, urgency: str, kind: str = "repair", category: str = "water") -> str:
-    async with app.sessionmaker() as s, s.begin():
-        tk = await TicketService(s, app.clock, app.engine.dispatch).create(
-            kind=kind, category=category, urgency=urgency, description="test", channel="test", reporter_id=None,
-            actor="test")
-        return tk.number
-
-
-async def texts(app: App, chat_id: str) -> list[str]:
-    async with app.sessionmaker() as s:
-        rows = (await s.scalars(select(OutboxMessage).where(OutboxMessage.chat_id == chat_id,
-                                                             OutboxMessage.kind == "message")
-                                .order_by(OutboxMessage.id))).all()
-    return [r.payload["text"] for r in rows]
-
-
-async def ticket(app: App, number: str) -> Ticket:
-    async with app.sessionmaker() as s:
-        return await s.scalar(select(Ticket).where(Ticket.number == number))
 
 
 async def staff_act(app: App, number: str, action: str, note: str = "") -> None:
@@ -225,9 +195,9 @@ async def test_owner_is_told_the_promised_time_on_each_change(desk, clock):
     await staff_act(desk, number, "start")  # resolved within 4 hours of the report
     await staff_act(desk, number, "reject", "不是本小区")  # back into dispatch: claimed within 5 minutes
     told = await texts(desk, "w-owner1")
-    assert "预计 11-25 10:30 前上门" in told[0]
-    assert "预计 11-25 14:00 前处理完成" in told[1]
-    assert "不是本小区" in told[2] and "预计 11-25 10:05 前有人接单" in told[2]
+    assert "预计今天 10:30 前上门" in told[0]
+    assert "预计今天 14:00 前处理完成" in told[1]
+    assert "不是本小区" not in told[2] and "预计今天 10:05 前安排人员接单" in told[2]  # the reason is for staff
 
 
 async def test_possible_duplicates_are_flagged_on_the_card(desk, clock):
@@ -308,8 +278,8 @@ async def test_not_fixed_reopens_to_the_supervisors(desk, clock):
         notice = (await s.scalars(select(OutboxMessage).where(OutboxMessage.chat_id == "owner-x"))).all()[-1]
     assert [c["id"] for c in notice.payload["choices"]] == [f"rate:{number}", f"notfixed:{number}"]
     out = await chat.send(kind="choice", choice=f"notfixed:{number}")
-    assert "重新打开" in out
+    assert "重新受理" in out
     tk = await ticket(desk, number)
     assert tk.status == "reopened" and tk.next_check_at is not None
     assert any("没修好" in t and number in t for t in await texts(desk, "-2"))
-    assert "不能重新打开" in await chat.send(kind="choice", choice=f"notfixed:{number}")  # not resolved now
+    assert "无法重新受理" in await chat.send(kind="choice", choice=f"notfixed:{number}")  # not resolved now

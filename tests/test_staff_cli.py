@@ -59,5 +59,5 @@ def test_staff_password_for_the_mobile_page(tmp_path):
 def test_notice_cli(tmp_path):
     env = {"PROPDESK_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"}
     r = run_cli("notice", "--estate", "SG", "--building", "3", "明天", "停水", cwd=tmp_path, env=env)
-    assert r.returncode == 0 and "queued to 0 chat account(s)" in r.stdout
+    assert r.returncode == 2 and "no estate with code 'SG'" in r.stderr  # an empty database has no estate
     assert run_cli("notice", "--estate", "SG", "x" * 1001, cwd=tmp_path, env=env).returncode == 2

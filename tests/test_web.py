@@ -170,6 +170,8 @@ async def test_pending_binding_approved_by_staff(client):
     await post(client, "/api/web/send", {"user": user, "text": "3-2-1502"})
     r = (await post(client, "/api/web/send", {"user": user, "text": "13122223333"}))["replies"]
     assert "审核" in texts(r)
+    r = (await post(client, "/api/web/send", {"user": user, "text": "李雷"}))["replies"]  # who asks
+    await choose(client, user, r, "rel:tenant")
     await sign_in(client, "service")
     pending = (await (await client.get("/api/console/bindings")).json())["bindings"]
     assert [(b["unit"], b["phone"]) for b in pending] == [("3-2-1502", "13122223333")]

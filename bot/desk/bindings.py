@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from config.i18n import t
+from config.i18n import label, t
 from models import Binding, Building, Identity, OutboxMessage, Person, Unit
 
 from bot.clock import Clock
@@ -21,13 +21,21 @@ def _in_estates(query, estate_ids: Collection[int] | None):  # noqa: ANN001, ANN
                                            .where(Building.estate_id.in_(sorted(estate_ids)))))
 
 
-async def pending(session: AsyncSession, estate_ids: Collection[int] | None = None) -> list[dict]:
+async def pending(session: AsyncSession, estate_ids: Collection[int] | None = None, lang: str = "zh") -> list[dict]:
     rows = (await session.execute(_in_estates(
         select(Binding, Person).join(Person, Person.id == Binding.person_id).where(Binding.status == "pending")
         .options(selectinload(Binding.unit).selectinload(Unit.building).selectinload(Building.estate))
         .order_by(Binding.id), estate_ids))).all()
-    return [{"id": b.id, "person": p.name, "phone": b.phone, "unit": b.unit.label,
-             "estate": b.unit.building.estate.name, "created_at": b.created_at.isoformat() + "Z"} for b, p in rows]
+    return [{"id": b.id, "person": _who(b, p, lang), "name": b.name or p.name, "relation": b.relation,
+             "phone": b.phone, "unit": b.unit.label, "estate": b.unit.building.estate.name,
+             "created_at": b.created_at.isoformat() + "Z"} for b, p in rows]
+
+
+def _who(binding: Binding, person: Person, lang: str) -> str:
+    """"李雷（租户）": the name the person gave and their relation to the home, as staff decide on it."""
+    name = binding.name or person.name
+    return t(lang, "bind.who", name=name, relation=label(lang, "relation", binding.relation)) \
+        if binding.relation else name
 
 
 async def decide(session: AsyncSession, clock: Clock, binding_id: int, approve: bool,

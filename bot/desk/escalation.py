@@ -32,8 +32,16 @@ async def hurried(svc: TicketService, ticket: Ticket, now: datetime, lang: str =
                                         {"text": t(lang, "staff.owner_hurried", number=ticket.number,
                                                    n=ticket.hurry_count)},
                                         at=now, ticket_id=ticket.id, priority=priority_of(ticket.urgency)))
-    if ticket.hurry_count >= HURRIES_TO_ESCALATE and ticket.escalation_level < len(svc.sla.ladder):
-        group, _ = svc.sla.ladder[ticket.escalation_level]
+    ladder = svc.sla.ladder
+    if ticket.urgency == "emergency" and ladder:
+        # Someone is in danger and still waiting: every hurry climbs a step, and at the top tells the top again.
+        level = min(ticket.escalation_level, len(ladder) - 1)
+        ticket.escalation_level = level
+        await _escalate(svc, ticket, "hurry", now, now, ladder[level][0], lang)
+        ticket.escalation_level = level + 1
+        ticket.next_check_at = svc.next_check(ticket, now)
+    elif ticket.hurry_count >= HURRIES_TO_ESCALATE and ticket.escalation_level < len(ladder):
+        group, _ = ladder[ticket.escalation_level]
         await _escalate(svc, ticket, "hurry", now, now, group, lang)
         ticket.escalation_level += 1
         ticket.next_check_at = svc.next_check(ticket, now)
@@ -65,12 +73,19 @@ async def _escalate(svc: TicketService, ticket: Ticket, what: str, due: datetime
     late = int((now - due).total_seconds() // 60)
     level = ticket.escalation_level + 1
     target = svc.dispatch.groups.get(group)
-    note = f"L{level} {what} +{late}min → {group if target else '-'}"
+    fields = ticket_fields(ticket.number, ticket.estate_id, ticket.urgency)
+    if target is None:
+        # This level's group is not configured: nobody was told. Staff see that on the timeline as a message that
+        # could not be delivered (an escalation there would be false, and the owner's timeline would repeat it).
+        note = f"L{level} {what} +{late}min → {group}: no such staff group configured"
+        svc.s.add(TicketEvent(ticket_id=ticket.id, at=now, actor=SYSTEM, action="undelivered",
+                              from_status=ticket.status, to_status=ticket.status, note=note))
+        log.error("ticket escalation undeliverable: %s", note, extra=fields)
+        return
+    note = f"L{level} {what} +{late}min → {group}"
     svc.s.add(TicketEvent(ticket_id=ticket.id, at=now, actor=SYSTEM, action="escalate", from_status=ticket.status,
                           to_status=ticket.status, note=note))
-    log.warning("ticket escalated: %s", note, extra=ticket_fields(ticket.number, ticket.estate_id, ticket.urgency))
-    if target is None:  # this level's group is not configured: the step is recorded, nobody to tell
-        return
+    log.warning("ticket escalated: %s", note, extra=fields)
     assignee = await svc.staff_name(ticket.assignee_id) or "-"
     key = "sla.escalate_hurry" if what == "hurry" else "sla.escalate"
     text = t(lang, key, level=level, number=ticket.number, urgency=label(lang, "urgency", ticket.urgency),
@@ -85,6 +100,9 @@ async def reopened(svc: TicketService, ticket: Ticket, stars: int, comment: str,
     """The owner was not satisfied (rated 2 or less): the reopened ticket goes to the supervisors' group too."""
     target = svc.dispatch.groups.get(svc.sla.reopen_to)
     if target is None:
+        svc.s.add(TicketEvent(ticket_id=ticket.id, at=now, actor=SYSTEM, action="undelivered",
+                              from_status=ticket.status, to_status=ticket.status,
+                              note=f"reopened → {svc.sla.reopen_to}: no such staff group configured"))
         return
     text = t(lang, "sla.reopened", number=ticket.number, stars="★" * stars or "-", comment=comment or "-",
              category=label(lang, "category", ticket.category), assignee=await svc.staff_name(ticket.assignee_id) or "-")

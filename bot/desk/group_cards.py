@@ -47,11 +47,11 @@ async def build_group_card(session: AsyncSession, ticket: Ticket, clock: Clock, 
     lines.append(t(lang, "card.description", description=ticket.description[:1500]))
     if ticket.preferred_time:
         lines.append(t(lang, "card.visit", time=ticket.preferred_time))
+    # Masked on the card: a group may hold people who are not staff; staff see it in full by button. An anonymous
+    # complaint is anonymous toward the other party, not toward staff: who and where show, with the warning.
+    lines.append(t(lang, "card.contact", name=info["contact"] or "-", phone=mask_phone(ticket.contact_phone)))
     if ticket.anonymous:
         lines.append(t(lang, "card.anonymous"))
-    else:
-        # Masked on the card: a group may hold people who are not staff; staff see it in full by button.
-        lines.append(t(lang, "card.contact", name=info["contact"] or "-", phone=mask_phone(ticket.contact_phone)))
     if ticket.status not in ("resolved", "closed", "cancelled"):
         lines.append(t(lang, "card.due", claim_due=_when(clock, ticket.claim_due_at),
                        resolve_due=_when(clock, ticket.resolve_due_at)))
@@ -75,5 +75,7 @@ async def build_group_card(session: AsyncSession, ticket: Ticket, clock: Clock, 
         buttons.append(("merge", label(lang, "action", "merge")))
     if ticket.status not in ("closed", "cancelled"):
         buttons.append(("contact", t(lang, "card.button.contact")))
+    # A digest line shows the card by its header and this: a complaint's subject comes first.
+    what = f"【{ticket.subject}】{ticket.description}" if ticket.subject else ticket.description
     return GroupCard(number=ticket.number, text="\n".join(lines), buttons=buttons, photos=info["photos"],
-                     header=lines[0], description=ticket.description, actions=sorted(allowed))
+                     header=lines[0], description=what, actions=sorted(allowed))

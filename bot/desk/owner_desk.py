@@ -1,7 +1,7 @@
 """The service desk over the database: what the flows ask for (handlers.ports.Desk), scoped to one person."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
 from typing import Callable
@@ -23,9 +23,10 @@ from bot.desk.routing import NO_DISPATCH, Dispatch
 from bot.desk.owner_accounts import set_binding
 from bot.desk.places import find_place
 from bot.desk.staff_accounts import link_staff_identities
-from bot.desk.ticket_service import CLAIM_MINUTES, TicketService
+from bot.desk.ticket_service import TicketService
 
 OPEN = frozenset(str(s) for s in OPEN_STATUSES)
+RELATIONS = ("owner", "family", "tenant")  # a person's relation to a home, as Residency.role
 
 
 def owner(person_id: int) -> str:
@@ -107,8 +108,11 @@ class DbDesk:
             q = q.where(Building.estate_id == estate_id)
         return (await self.s.scalars(q)).first()
 
-    async def bind_unit(self, person_id: int, estate_id: int | None, unit_label: str, phone: str) -> str:
-        """'active' when the unit's roster has this phone, 'pending' for staff to decide, 'unknown_unit'."""
+    async def bind_unit(self, person_id: int, estate_id: int | None, unit_label: str, phone: str, name: str = "",
+                        relation: str = "") -> str:
+        """'active' when the unit's roster has this phone; 'needs_details' when it does not and the person has not
+        yet said who they are (name, and relation: owner, family or tenant; nothing is written); then 'pending' for
+        staff to decide; 'already', 'unknown_unit'."""
         unit = await self.find_unit(estate_id, unit_label)
         person = await self.s.get(Person, person_id)
         if person and not person.phone:
@@ -119,11 +123,19 @@ class DbDesk:
                                                                      Binding.unit_id == unit.id))
         if existing == "active":
             return "already"
-        on_roster = await self.s.scalar(
-            select(Residency.id).join(Person, Person.id == Residency.person_id)
-            .where(Residency.unit_id == unit.id, Person.phone == phone))
-        status = "active" if on_roster else "pending"
-        await set_binding(self.s, person_id, unit.id, phone, status, self.clock.now())
+        on_roster = (await self.s.execute(
+            select(Residency.role, Person.name).join(Person, Person.id == Residency.person_id)
+            .where(Residency.unit_id == unit.id, Person.phone == phone))).first()
+        if on_roster:
+            status, relation, name = "active", on_roster.role, on_roster.name
+        elif not name.strip() or relation not in RELATIONS:
+            return "needs_details"
+        else:
+            status, name = "pending", name.strip()[:100]
+            if person:
+                person.name = name  # what they call themselves, rather than a chat nickname or "访客 Guest"
+        binding = await set_binding(self.s, person_id, unit.id, phone, status, self.clock.now())
+        binding.name, binding.relation = name, relation
         await self.s.flush()
         return status
 
@@ -141,8 +153,11 @@ class DbDesk:
         return await link_staff_identities(self.s, self.clock, person_id, channel, code)
 
     async def create_ticket(self, person_id: int, channel: str, ticket: NewTicket) -> TicketView:
+        location_text = ticket.location_text
+        if ticket.at_reporter_home and ticket.unit_id:  # nobody said where: staff must know it is an assumption
+            location_text = t(self.staff_lang, "location.reporter_home")
         fields = dict(subject=ticket.subject[:200], estate_id=ticket.estate_id, unit_id=ticket.unit_id,
-                      location_text=ticket.location_text[:300], preferred_time=ticket.preferred_time[:100],
+                      location_text=location_text[:300], preferred_time=ticket.preferred_time[:100],
                       contact_phone=ticket.contact_phone, anonymous=ticket.anonymous,
                       classifier_reasons=ticket.reasons, photos=ticket.photos)
         row = await self.tickets.create(kind=ticket.kind, category=ticket.category, urgency=ticket.urgency,
@@ -162,18 +177,21 @@ class DbDesk:
                                        .options(selectinload(Unit.building)))
         location = _location(unit.building.name, unit.entrance, unit.room, tk.location_text) if unit \
             else tk.location_text
-        timeline = []
-        if with_timeline:
-            timeline = [(e.at, e.action, e.note if e.action in ("reject", "hold", "comment", "resolve", "reopen")
-                         else "") for e in tk.events]
+        timeline = [(self.clock.local(e.at), *_owner_line(e)) for e in tk.events if e.action not in STAFF_ONLY] \
+            if with_timeline else []
         return TicketView(tk.id, tk.number, tk.kind, tk.category, tk.urgency, tk.status, tk.description, location,
-                          tk.created_at, tk.rating, timeline, CLAIM_MINUTES.get(tk.urgency, 240))
+                          self.clock.local(tk.created_at), tk.rating, timeline, self._local(tk.claim_due_at))
+
+    def _local(self, at: datetime | None) -> datetime | None:
+        return self.clock.local(at) if at is not None else None
 
     async def update_ticket(self, person_id: int, number: str, **fields) -> TicketView | None:
         tk = await self._mine(person_id, number)
         if tk is None:
             return None
         allowed = {k: v for k, v in fields.items() if k in ("location_text", "contact_phone", "estate_id")}
+        if "unit_id" in fields and fields["unit_id"] is None:  # the owner says it is not at the home it was filed at
+            allowed["unit_id"] = None
         for key, value in allowed.items():
             setattr(tk, key, value)
         await self.tickets.event(tk, owner(person_id), "update", ", ".join(f"{k}={v}" for k, v in allowed.items()))
@@ -184,8 +202,8 @@ class DbDesk:
         rows = await self._rows(_MY_TICKETS, {"person": person_id})
         rows = sorted(rows, key=lambda r: (r.status not in OPEN, -r.id))[:10]
         return [TicketView(r.id, r.number, r.kind, r.category, r.urgency, r.status, r.description,
-                           _location(r.building, r.entrance, r.room, r.location_text), r.created_at, r.rating,
-                           [], CLAIM_MINUTES.get(r.urgency, 240)) for r in rows]
+                           _location(r.building, r.entrance, r.room, r.location_text), self.clock.local(r.created_at),
+                           r.rating) for r in rows]
 
     async def ticket(self, person_id: int, number: str) -> TicketView | None:
         tk = await self._mine(person_id, number)
@@ -214,13 +232,15 @@ class DbDesk:
         return True
 
     async def hurry_ticket(self, person_id: int, number: str) -> tuple[bool, int]:
-        """Record a hurry (催单) unless one was made within the cooldown; (done, minutes to wait)."""
+        """Record a hurry (催单) unless one was made within the cooldown; (done, minutes to wait). An emergency's hurry
+        always goes through (and escalates: bot.desk.escalation.hurried)."""
         tk = await self._mine(person_id, number)
         if tk is None or tk.status not in OPEN:
             return False, 0
         now = self.clock.now()
-        if tk.last_hurry_at and now - tk.last_hurry_at < self.hurry_cooldown:
-            wait = self.hurry_cooldown - (now - tk.last_hurry_at)
+        last = tk.last_hurry_at if tk.urgency != "emergency" else None  # no cooldown for an emergency
+        if last is not None and now - last < self.hurry_cooldown:
+            wait = self.hurry_cooldown - (now - last)
             return False, max(1, int(wait.total_seconds() // 60) + 1)
         tk.last_hurry_at = now
         tk.hurry_count += 1
@@ -270,8 +290,23 @@ class DbDesk:
         pays = (await self.s.execute(select(Payment, Bill).join(Bill, Payment.bill_id == Bill.id)
                                      .where(Bill.unit_id.in_(units), Payment.paid_at >= since)
                                      .order_by(Payment.paid_at.desc()))).all()
-        payments = [PaymentView(units[b.unit_id], b.item, b.period, _money(p.amount), p.paid_at) for p, b in pays]
+        payments = [PaymentView(units[b.unit_id], b.item, b.period, _money(p.amount), self.clock.local(p.paid_at))
+                    for p, b in pays]
         return bills, payments
+
+
+# Events about staff messages (a card or escalation that could not be delivered): nothing for the owner.
+STAFF_ONLY = frozenset({"undelivered"})
+# Staff's words written for the owner: their message, why the work waits, what was done. Everything else in an
+# event's note (a rejection's reason, the system's own notes) stays with staff.
+NOTE_FOR_OWNER = frozenset({"comment", "hold", "resolve"})
+
+
+def _owner_line(event) -> tuple[str, str]:  # noqa: ANN001 - a TicketEvent
+    """(action, note) as the owner's timeline shows an event: the owner's own reopening says why in their words."""
+    if event.action == "reopen" and event.actor.startswith("owner:"):
+        return ("reopen_rating" if event.note.startswith("rating") else "reopen_not_fixed"), ""
+    return event.action, event.note if event.action in NOTE_FOR_OWNER else ""
 
 
 def _location(building: str | None, entrance: str | None, room: str | None, text: str) -> str:

@@ -177,23 +177,31 @@ def _validate_bill(row: dict) -> tuple:
     return row["estate"], unit, period, item, due, paid, due_date
 
 
-def _validated(path: str | Path, required: list[str], validate: Callable[[dict], tuple]) -> list[tuple]:
-    """Every row checked before anything is written: one bad row and the whole file is refused."""
+async def _validated(session: AsyncSession, path: str | Path, required: list[str], validate: Callable[[dict], tuple],
+                     create_estates: bool) -> list[tuple]:
+    """Every row checked before anything is written: one bad row and the whole file is refused. A row's estate
+    (its code or name) must exist, unless `create_estates`: a typo must not found a new estate."""
     rows = list(read_rows(path))
     _check_columns(rows, required)
     valid, errors = [], []
     for n, row in rows:
         try:
-            valid.append(validate(row))
+            valid.append((n, validate(row)))
         except ValueError as e:
             errors.append((n, str(e)))
+    if not create_estates:
+        estates = (await session.execute(select(Estate.code, Estate.name).order_by(Estate.code))).all()
+        known = {e.code for e in estates} | {e.name for e in estates}
+        listing = ", ".join(f"{e.code} ({e.name})" for e in estates) or "none yet"
+        errors += [(n, f"unknown estate {values[0]!r} (known: {listing}); --create-estates creates it")
+                   for n, values in valid if values[0] not in known]
     if errors:
-        raise ImportError_(errors)
-    return valid
+        raise ImportError_(sorted(errors))
+    return [values for _, values in valid]
 
 
-async def import_owners(session: AsyncSession, path: str | Path) -> ImportResult:
-    valid = _validated(path, OWNER_COLUMNS, _validate_owner)
+async def import_owners(session: AsyncSession, path: str | Path, create_estates: bool = False) -> ImportResult:
+    valid = await _validated(session, path, OWNER_COLUMNS, _validate_owner, create_estates)
     imp, created, updated = Importer(session), 0, 0
     progress = _progress(len(valid))
     for i, (estate_key, label, name, phone, role) in enumerate(valid, start=1):
@@ -218,8 +226,8 @@ async def import_owners(session: AsyncSession, path: str | Path) -> ImportResult
     return ImportResult(len(valid), created, updated)
 
 
-async def import_bills(session: AsyncSession, path: str | Path) -> ImportResult:
-    valid = _validated(path, BILL_COLUMNS, _validate_bill)
+async def import_bills(session: AsyncSession, path: str | Path, create_estates: bool = False) -> ImportResult:
+    valid = await _validated(session, path, BILL_COLUMNS, _validate_bill, create_estates)
     imp, created, updated = Importer(session), 0, 0
     progress = _progress(len(valid))
     for i, (estate_key, label, period, item, due, paid, due_date) in enumerate(valid, start=1):

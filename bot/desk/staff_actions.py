@@ -109,9 +109,12 @@ def _view(ticket: Ticket, clock: Clock, events: list[TicketEvent], photos: list[
     location = f"{unit} {ticket.location_text}".strip() if unit else ticket.location_text
     return {
         "number": ticket.number, "kind": ticket.kind, "category": ticket.category, "urgency": ticket.urgency,
-        "status": ticket.status, "description": ticket.description, "location": location,
+        # A complaint's subject leads its description: a surface that shows one text shows both.
+        "status": ticket.status, "location": location,
+        "description": f"【{ticket.subject}】{ticket.description}" if ticket.subject else ticket.description,
         "subject": ticket.subject, "preferred_time": ticket.preferred_time,
-        "contact": "" if ticket.anonymous else (reporter or ""),
+        # Anonymity is toward the other party of a complaint: staff still see who (and where, above).
+        "contact": reporter or "", "anonymous": ticket.anonymous,
         "phone": ticket.contact_phone, "channel": ticket.channel, "assignee": assignee,
         "reasons": ticket.classifier_reasons, "rating": ticket.rating, "hurry_count": ticket.hurry_count,
         "created_at": ticket.created_at.isoformat() + "Z",

@@ -15,6 +15,8 @@ from models.lifecycle import NEEDS_REASON, OPEN_STATUSES
 from models.ticket import PREFIX, format_number
 from models.db import insert_for
 
+from handlers.common import when_text
+
 from bot.clock import Clock
 from bot.desk.routing import NO_DISPATCH, Dispatch
 from bot.desk.sla import SLA, load_sla
@@ -184,7 +186,8 @@ class TicketService:
         await self.s.flush()
         await self.dispatch.refresh(self.s, ticket, self.clock)
         if notify_owner and action != Action.CANCEL:
-            await self.notify_owner(ticket, f"notify.{action}", note=note,
+            plain = action == Action.RESOLVE and not note.strip()  # nothing said about the work: no empty label
+            await self.notify_owner(ticket, "notify.resolve_plain" if plain else f"notify.{action}", note=note,
                                     choices=[("rate:" + ticket.number, "notify.rate_choice"),
                                              ("notfixed:" + ticket.number, "notify.not_fixed_choice")]
                                     if action == Action.RESOLVE else None)
@@ -210,11 +213,11 @@ class TicketService:
             Identity.person_id.in_(people), Identity.active.is_(True)).order_by(Identity.id))).all()
         staff = await self.staff_name(ticket.assignee_id)
         what, due = self.deadline(ticket)
-        when = self.clock.local(due).strftime("%m-%d %H:%M") if due else "-"
         payloads: dict[str, dict] = {}
         for ident in identities:
             lang = langs.get(ident.person_id) or "zh"
             if lang not in payloads:
+                when = when_text(lang, self.clock.local(due), self.clock.local()) if due else "-"
                 text = t(lang, key, number=ticket.number, note=note, staff=staff or label(lang, "status", "assigned"),
                          due=when, what=t(lang, f"promise.{what}"))
                 # "template": a status update may go out as a template message where a reply window is shut.

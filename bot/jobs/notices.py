@@ -26,9 +26,23 @@ def after_quiet_hours(settings: Settings, clock: Clock) -> datetime | None:
     return datetime.combine(day, end, local.tzinfo).astimezone(timezone.utc).replace(tzinfo=None)
 
 
+class NoticeError(LookupError):
+    """The notice names an estate or building that does not exist: nothing was queued."""
+
+
 async def send_notice(session: AsyncSession, settings: Settings, clock: Clock, *, estate: str,
                       buildings: list[str], text: str) -> int:
-    """Queue `text` to every chat account of everyone bound to a unit in the buildings; how many accounts."""
+    """Queue `text` to every chat account of everyone bound to a unit in the buildings; how many accounts.
+    NoticeError for an unknown estate code or building (a typo must not look like a notice sent to nobody)."""
+    estate_id = await session.scalar(select(Estate.id).where(Estate.code == estate))
+    if estate_id is None:
+        codes = ", ".join((await session.scalars(select(Estate.code).order_by(Estate.code))).all()) or "none"
+        raise NoticeError(f"no estate with code {estate!r} (estates: {codes})")
+    names = set((await session.scalars(select(Building.name).where(Building.estate_id == estate_id))).all())
+    unknown = [b for b in buildings if b not in names]
+    if unknown:
+        raise NoticeError(f"estate {estate} has no building {', '.join(map(repr, unknown))} "
+                          f"(buildings: {', '.join(sorted(names, key=_natural)) or 'none'})")
     q = (select(Identity).join(Binding, Binding.person_id == Identity.person_id)
          .join(Unit, Unit.id == Binding.unit_id).join(Building, Building.id == Unit.building_id)
          .join(Estate, Estate.id == Building.estate_id)
@@ -41,6 +55,10 @@ async def send_notice(session: AsyncSession, settings: Settings, clock: Clock, *
         session.add(OutboxMessage.new(account.channel, account.chat_id, {"text": f"📢 {text}", "template": "notice"},
                                       at=clock.now(), not_before=not_before))
     return len(accounts)
+
+
+def _natural(name: str) -> tuple:
+    return (0, int(name), "") if name.isdigit() else (1, 0, name)
 
 
 async def daily_digest(session: AsyncSession, settings: Settings, clock: Clock, dispatch: Dispatch,

@@ -103,3 +103,15 @@ async def bind(c: Chat, unit: str = "3-2-1502", phone: str = "13800000001") -> s
 async def tickets(engine: Engine) -> list[Ticket]:
     async with engine.sm() as s:
         return (await s.scalars(select(Ticket).order_by(Ticket.id))).all()
+
+
+async def file_repair(c, text: str, place: str = "客厅") -> None:
+    """An unbound owner files a non-emergency repair at a typed place, answering every question."""
+    await c.send(text)
+    await c.choose("ok")
+    await c.send(place)
+    await c.choose_like("estate:")
+    await c.choose("done")
+    await c.choose("vt:asap")
+    await c.send("13912345678")
+    await c.choose("submit")

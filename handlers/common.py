@@ -25,7 +25,8 @@ _PHONE_SEPARATORS = re.compile(r"[\s\-‐‑–—.()]")
 _MOBILE = re.compile(r"1[3-9]\d{9}")
 _LANDLINE = re.compile(r"(010|02\d|0[3-9]\d\d)(\d{7,8})")  # area codes: 010 and 02x have three digits, others four
 _LOCAL = re.compile(r"[2-9]\d{6,7}")
-_UNIT = re.compile(r"^\s*(\d+[a-z]?)\s*(?:栋|幢|号楼|座|-|/|\s)\s*(\d+)\s*(?:单元|-|/|\s)\s*(\d+)\s*(?:室|号)?\s*$", re.I)
+_UNIT = re.compile(r"^\s*(\d+[a-z]?)\s*(?:栋|幢|号楼|座|-|/|\s)\s*(\d+)\s*(?:单元|-|/|\s)\s*(\d+)\s*(?:室|号)?\s*$",
+                   re.I)
 
 
 # A place an owner names in a message: a building (with its entrance, floor, room or spot: "1号楼电梯",

@@ -33,13 +33,13 @@ class Ctx:
     settings: FlowSettings = field(default_factory=FlowSettings)
     replies: list[Reply] = field(default_factory=list)
 
-    def t(self, key: str, **kw) -> str:
+    def t(self, key: str, **kw: object) -> str:
         return t(self.lang, key, **kw)
 
     def label(self, group: str, value: str) -> str:
         return label(self.lang, group, value)
 
-    def say(self, key: str, choices: list[tuple[str, str]] | None = None, **kw) -> None:
+    def say(self, key: str, choices: list[tuple[str, str]] | None = None, **kw: object) -> None:
         """Reply with catalog text `key`; choices are (id, catalog key or literal label) pairs."""
         self.say_text(self.t(key, **kw), choices)
 

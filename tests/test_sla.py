@@ -12,7 +12,6 @@ from bot.desk.sla import Calendar, load_sla
 from bot.desk.staff_actions import act
 from bot.jobs.sweeps import sla_sweep
 from bot.desk.ticket_service import TicketService
-from config.settings import Settings, StaffGroup
 from models import OutboxMessage, Ticket, TicketEvent
 from tests.helpers.dialog import Chat
 from tests.helpers.sla import GROUPS, create, texts, ticket  # noqa: F401

@@ -105,7 +105,8 @@ async def reopened(svc: TicketService, ticket: Ticket, stars: int, comment: str,
                               note=f"reopened → {svc.sla.reopen_to}: no such staff group configured"))
         return
     text = t(lang, "sla.reopened", number=ticket.number, stars="★" * stars or "-", comment=comment or "-",
-             category=label(lang, "category", ticket.category), assignee=await svc.staff_name(ticket.assignee_id) or "-")
+             category=label(lang, "category", ticket.category),
+             assignee=await svc.staff_name(ticket.assignee_id) or "-")
     svc.s.add(OutboxMessage.new(target.channel, target.chat_id, {"text": text}, at=now, ticket_id=ticket.id,
                                 priority=priority_of(ticket.urgency)))
 

@@ -36,7 +36,8 @@ def _when(clock: Clock, at: datetime | None) -> str:
 
 async def build_group_card(session: AsyncSession, ticket: Ticket, clock: Clock, lang: str = "zh") -> GroupCard:
     info = await staff_ticket_view(session, ticket, clock)
-    lines = [t(lang, "card.header", icon=ICONS.get(ticket.urgency, "🔵"), urgency=label(lang, "urgency", ticket.urgency),
+    lines = [t(lang, "card.header", icon=ICONS.get(ticket.urgency, "🔵"),
+               urgency=label(lang, "urgency", ticket.urgency),
                kind=label(lang, "kind", ticket.kind), number=ticket.number),
              t(lang, "card.status", status=label(lang, "status", ticket.status), assignee=info["assignee"] or "-"),
              t(lang, "card.category", category=label(lang, "category", ticket.category))]

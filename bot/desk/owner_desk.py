@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
-from typing import Callable
+from typing import Any, Callable
 
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -185,7 +185,7 @@ class DbDesk:
     def _local(self, at: datetime | None) -> datetime | None:
         return self.clock.local(at) if at is not None else None
 
-    async def update_ticket(self, person_id: int, number: str, **fields) -> TicketView | None:
+    async def update_ticket(self, person_id: int, number: str, **fields: Any) -> TicketView | None:
         tk = await self._mine(person_id, number)
         if tk is None:
             return None

@@ -61,7 +61,7 @@ def read_rows(path: str | Path) -> Iterator[tuple[int, dict[str, str]]]:
             yield n, {k: (v or "").strip() if isinstance(v, str) else "" for k, v in row.items() if k}
 
 
-def _cell(value) -> str:
+def _cell(value: object) -> str:
     if value is None:
         return ""
     if hasattr(value, "date") and callable(value.date):

@@ -1,6 +1,8 @@
 """Ticket service: numbering, creation, lifecycle transitions with an audit trail, owner notifications."""
 from __future__ import annotations
 
+from typing import Any
+
 import logging
 from datetime import timedelta
 
@@ -96,7 +98,7 @@ class TicketService:
         return min(times) if times else None
 
     async def create(self, *, kind: str, category: str, urgency: str, description: str, channel: str,
-                     reporter_id: int | None, actor: str, **fields) -> Ticket:
+                     reporter_id: int | None, actor: str, **fields: Any) -> Ticket:
         now = self.clock.now()
         limits = getattr(self.dispatch, "limits", None)
         if limits is not None and actor.startswith("owner:"):

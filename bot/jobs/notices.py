@@ -1,6 +1,8 @@
 """Notices to owners (a water or power cut) and the managers' daily digest."""
 from __future__ import annotations
 
+from typing import Any
+
 from datetime import datetime, time, timedelta, timezone
 
 from sqlalchemy import select
@@ -83,7 +85,7 @@ async def daily_digest(session: AsyncSession, settings: Settings, clock: Clock, 
     return text
 
 
-async def report_summary(session: AsyncSession, settings: Settings, clock: Clock, dispatch: Dispatch, period,
+async def report_summary(session: AsyncSession, settings: Settings, clock: Clock, dispatch: Dispatch, period: Any,
                          which: str, group: str = "managers") -> str | None:  # noqa: ANN001
     """The weekly or monthly service report of `period` (a reports.Period) to the managers' group: the headline
     figures and the three worst breaches, through the outbox."""

@@ -127,7 +127,8 @@ class Classifier:
         question = self._has("question", clause)
         reasons: list[str] = []
 
-        if fee and (question or not hits or self._has("scheduled", clause)) and not self._has("problem", _strip_fee(clause)):
+        if fee and (question or not hits or self._has("scheduled", clause)) \
+                and not self._has("problem", _strip_fee(clause)):
             return Classification("fee", "fee", "low", ["cue:fee" + ("+question" if question else "")])
         if fee and hits and question:
             return Classification("fee", "fee", "low", ["cue:fee+question overrides " + hits[0].name])

@@ -28,7 +28,7 @@ class Harness:
         async with self.app.sessionmaker() as s, s.begin():
             tk = await TicketService(s, self.app.clock, self.app.engine.dispatch).create(
                 kind="repair", category="public_facility", urgency=urgency, description=description, channel="web",
-                reporter_id=None, actor="test")
+                reporter_id=None, actor="test", contact_phone="13912345678")
             return tk.number
 
     async def ticket(self, number: str) -> Ticket:
@@ -97,7 +97,10 @@ async def test_card_reaches_the_robot_with_a_working_link(wecom):
             assert resp.status == 200 and number in await resp.text()
         act = h.base + path.replace("?", "/act?")
         async with http.post(act, data={"action": "claim"}) as resp:
-            assert "已完成" in await resp.text()
+            page = await resp.text()
+            # It says what was done (not a "done" that reads as "completed"), and staff can call the owner.
+            assert f"已接单：{number}" in page and "已完成" not in page
+            assert "href='tel:" in page and "回复此消息" not in page
         assert (await h.ticket(number)).status == "assigned"
         async with http.post(act, data={"action": "start"}) as resp:
             assert resp.status == 200

@@ -28,6 +28,7 @@ class GroupCard:
     header: str = ""  # the card's first line (urgency, kind, number): a digest lists cards by it
     description: str = ""  # the owner's words, for the same
     actions: list[str] = field(default_factory=list)  # every action the ticket's status allows now
+    reply_hint: str = ""  # how a reply reaches the owner where a channel can do that (Telegram: reply to the card)
 
 
 def _when(clock: Clock, at: datetime | None) -> str:
@@ -69,7 +70,6 @@ async def build_group_card(session: AsyncSession, ticket: Ticket, clock: Clock, 
         lines.append(t(lang, "card.reject_reason", reason=ticket.reject_reason))
     if ticket.rating:
         lines.append(t(lang, "card.rating", stars="★" * ticket.rating))
-    lines.append(t(lang, "card.reply_hint"))
     allowed = {a.value for a in allowed_actions(ticket.status)}
     buttons = [(a, label(lang, "action", a)) for a in CARD_ACTIONS if a in allowed]
     if ticket.possible_duplicate_of and "merge" in allowed:
@@ -79,4 +79,5 @@ async def build_group_card(session: AsyncSession, ticket: Ticket, clock: Clock, 
     # A digest line shows the card by its header and this: a complaint's subject comes first.
     what = f"【{ticket.subject}】{ticket.description}" if ticket.subject else ticket.description
     return GroupCard(number=ticket.number, text="\n".join(lines), buttons=buttons, photos=info["photos"],
-                     header=lines[0], description=what, actions=sorted(allowed))
+                     header=lines[0], description=what, actions=sorted(allowed),
+                     reply_hint=t(lang, "card.reply_hint"))

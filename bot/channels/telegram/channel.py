@@ -355,7 +355,7 @@ class TelegramChannel:
         markup = InlineKeyboardMarkup([
             [InlineKeyboardButton(lbl, callback_data=f"tk:{action}:{card.number}") for action, lbl in row]
             for row in (card.buttons[i:i + 3] for i in range(0, len(card.buttons), 3))])
-        text = card.text[:TEXT_LIMIT]
+        text = f"{card.text}\n{card.reply_hint}"[:TEXT_LIMIT] if card.reply_hint else card.text[:TEXT_LIMIT]
         try:
             if message_id:
                 try:

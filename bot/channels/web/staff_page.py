@@ -16,7 +16,7 @@ from bot.desk.group_cards import NUMBER_RE
 from bot.desk.signing import sign, verify
 from bot.desk.staff_auth import StaffAuth
 from bot.desk.staff_desk import StaffActionError, StaffRef
-from config.i18n import label
+from config.i18n import label, t
 
 LINK_PURPOSE = "ticket-link"
 SESSION_PURPOSE = "staff-session"
@@ -76,10 +76,14 @@ class StaffPage:
                    "<input type=hidden name=action value=comment><textarea name=note placeholder='留言给业主 "
                    "Message to the owner'></textarea><input type=file name=photo accept='image/*'>"
                    f"<button>{html.escape(label(lang, 'action', 'comment'))}</button></form>")
+        contact = await self.app.staff_desk.contact(staff, number)
+        call = (f"<p><a class=call href='tel:{html.escape(contact.phone)}'>📞 {html.escape(t(lang, 'staff.call'))} "
+                f"{html.escape(contact.name)} {html.escape(contact.phone)}</a></p>"
+                if contact is not None and contact.phone and not contact.hidden else "")
         key = quote(request.query.get("k", ""))
         photos = "".join(f"<img src='/staff/t/{number}/photo/{i}?k={key}' alt='📷 {i + 1}'>"
                          for i in range(len(card.photos)))
-        return page(number, f"<pre>{html.escape(card.text)}</pre>" + photos
+        return page(number, f"<pre>{html.escape(card.text)}</pre>" + call + photos
                             + (f"<p class=ok>{notice}</p>" if notice else "") + forms + comment)
 
     async def photo(self, request: web.Request) -> web.Response:
@@ -141,7 +145,9 @@ class StaffPage:
         except StaffActionError as exc:
             message = f"未完成 Not done: {exc}"
         else:
-            message = "已完成 Done"
+            action = str(form.get("action", ""))
+            lang = self.app.settings.staff_lang
+            message = t(lang, "staff.done", action=label(lang, "action", action), number=number)
         raise web.HTTPSeeOther(f"/staff/t/{number}?k={quote(request.query.get('k', ''))}&m={quote(message)}")
 
     def _save_photo(self, field: str | bytes | bytearray | web.FileField | None) -> str:

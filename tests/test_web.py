@@ -227,3 +227,18 @@ async def test_console_shows_photos_from_any_channel(client):
     assert fetched == ["photo-1"]  # once: then kept under the upload folder
     assert (await client.get(f"/api/console/tickets/{tk.number}/photos/1")).status == 404
     assert (await client.get("/api/console/tickets/BX-20990101-0001/photos/0")).status == 404
+
+
+async def test_upload_errors_say_what_went_wrong_in_both_languages(db_url, clock, tmp_path):
+    settings = Settings(database_url=db_url, upload_dir=str(tmp_path / "uploads"), max_upload_bytes=1024 * 1024)
+    app = App.create(settings, clock=clock)
+    async with TestClient(TestServer(build_app(app), host="127.0.0.1")) as c:
+        user = (await (await c.post("/api/web/session", json={})).json())["user"]
+        big = await c.post("/api/web/photo", data=_multipart(user, PNG + b"\0" * (2 * 1024 * 1024), "image/png"))
+        error = (await big.json())["error"]
+        assert big.status == 413 and "照片太大了" in error and "too large" in error and "malformed" not in error
+        text = await c.post("/api/web/photo", data=_multipart(user, b"just text", "text/plain"))
+        body = await text.json()
+        # Not a photo: the bot says so, and no photo is shown (the page draws no empty bubble for it).
+        assert text.status == 200 and "photo" not in body and body["replies"]
+    await app.close()

@@ -97,10 +97,13 @@ class WebChat:
 
     async def photo(self, request: web.Request) -> web.Response:
         """A photo upload: stored under the upload dir, passed on as a photo reference."""
+        limit_mb = self.app.settings.max_upload_bytes // (1024 * 1024)
         try:
             form = await request.post()
-        except Exception:  # noqa: BLE001 - oversize or malformed multipart
-            return _bad("could not read the upload (too large or malformed)", 413)
+        except web.HTTPRequestEntityTooLarge:
+            return _bad(f"照片太大了，最大 {limit_mb} MB，请压缩后再发。The photo is too large ({limit_mb} MB at most).", 413)
+        except Exception:  # noqa: BLE001 - a broken multipart body
+            return _bad("照片没能上传成功，请重新选择后再发一次。The photo could not be uploaded; please try again.")
         user = _user(form.get("user"))
         field = form.get("file")
         if not user or not isinstance(field, web.FileField):

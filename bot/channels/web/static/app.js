@@ -104,7 +104,7 @@ $("#photo").addEventListener("change", async () => {
   const fd = new FormData(); fd.append("user", state.user); fd.append("file", file);
   try {
     const data = await queued(() => api("/api/web/photo", fd));
-    bubble("me", "", data.photo || null);
+    if (data.photo) bubble("me", "", data.photo);  // a file that is not a photo gets the bot's answer only
     showReplies(data.replies);
   } catch (e) { bubble("notice", "⚠️ " + e.message); }
   $("#photo").value = "";

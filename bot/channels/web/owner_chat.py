@@ -101,7 +101,8 @@ class WebChat:
         try:
             form = await request.post()
         except web.HTTPRequestEntityTooLarge:
-            return _bad(f"照片太大了，最大 {limit_mb} MB，请压缩后再发。The photo is too large ({limit_mb} MB at most).", 413)
+            return _bad(f"照片太大了，最大 {limit_mb} MB，请压缩后再发。"
+                        f"The photo is too large ({limit_mb} MB at most).", 413)
         except Exception:  # noqa: BLE001 - a broken multipart body
             return _bad("照片没能上传成功，请重新选择后再发一次。The photo could not be uploaded; please try again.")
         user = _user(form.get("user"))

@@ -233,7 +233,7 @@ def cmd_qrcode(args: argparse.Namespace) -> int:
         line = f"{code}\t{known[code]['name']}\t{link}"
         if out:
             path = out / f"{code}.png"
-            segno.make(link, error="m").save(path, scale=8, border=2)
+            segno.make(link, error="m").save(str(path), scale=8, border=2)
             line += f"\t{path}"
         print(line)
     return 0

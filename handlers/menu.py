@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 
 from handlers import bind, complaint, fees, my_tickets, repair
 from handlers.common import choice_of, clean_text, match_form, show_menu
@@ -10,8 +11,9 @@ from handlers.messages import Inbound
 
 FLOW = "menu"
 
-STARTERS = {"repair": repair.start, "complaint": complaint.start, "fees": fees.start,
-            "tickets": my_tickets.start, "bind": bind.start}
+STARTERS: dict[str, Callable[[Ctx], Awaitable[None]]] = {
+    "repair": repair.start, "complaint": complaint.start, "fees": fees.start, "tickets": my_tickets.start,
+    "bind": bind.start}
 
 
 async def from_free_text(ctx: Ctx, text: str) -> None:

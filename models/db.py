@@ -85,6 +85,13 @@ def insert_for(dialect_name: str) -> Callable[..., Any]:
     return postgresql.insert if dialect_name == "postgresql" else sqlite.insert
 
 
+def dialect_name(session: AsyncSession) -> str:
+    """The name of the database's dialect ("postgresql", "sqlite") a session works on."""
+    if session.bind is None:
+        raise RuntimeError("the session is not bound to an engine")
+    return session.bind.dialect.name
+
+
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 

@@ -6,13 +6,15 @@ one staff member and raises `NoAccess` when they may not see it, so no surface f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVarTuple
 
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from models import Identity, Staff, StaffEstate, Ticket
+
+_Ts = TypeVarTuple("_Ts")  # the columns of a SELECT, kept through the scoping
 
 ROLES = ("technician", "service", "supervisor", "manager", "admin")
 
@@ -54,7 +56,7 @@ async def staff_of_chat(session: AsyncSession, channel: str, external_id: str) -
     return await staff_ref(session, staff) if staff is not None else None
 
 
-def visible_tickets(staff: StaffRef, query: Select[Any]) -> Select[Any]:
+def visible_tickets(staff: StaffRef, query: Select[*_Ts]) -> Select[*_Ts]:
     """`query` over tickets, limited to what this staff member may see: the tickets of their estates, and those
     not yet placed in any estate (an unbound owner's report: whoever sees it first places it)."""
     return query.where(or_(Ticket.estate_id.in_(sorted(staff.estate_ids)), Ticket.estate_id.is_(None)))
@@ -119,7 +121,7 @@ def trade_categories(trade: str) -> list[str]:
     return sorted(c for c, t in _table()["category_trade"].items() if t == trade)
 
 
-def scoped_tickets(staff: StaffRef, query: Select[Any]) -> Select[Any]:
+def scoped_tickets(staff: StaffRef, query: Select[*_Ts]) -> Select[*_Ts]:
     """`query` over tickets limited by estate (visible_tickets) and role: a technician with a trade sees the
     tickets assigned to them and the open ones of their trade (and general maintenance, e.g. a corridor lamp, which
     any technician may take), and every open emergency (whoever is on duty answers a lift entrapment); a

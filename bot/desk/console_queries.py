@@ -107,8 +107,8 @@ def search_clause(q: str) -> Any:
                  .where(Building.name == unit.group(1), Unit.entrance == unit.group(2), Unit.room == unit.group(3)))
         return Ticket.unit_id.in_(units)
     like = "%" + q.replace("\\", "").replace("%", "").replace("_", "") + "%"
-    people = select(Person.id).where(Person.name.ilike(like))
-    return or_(Ticket.description.ilike(like), Ticket.subject.ilike(like), Ticket.reporter_id.in_(people))
+    named = select(Person.id).where(Person.name.ilike(like))
+    return or_(Ticket.description.ilike(like), Ticket.subject.ilike(like), Ticket.reporter_id.in_(named))
 
 
 def filtered(staff: StaffRef, f: TicketFilter, now: datetime, estate_ids: dict[str, int]) -> Select[Any]:

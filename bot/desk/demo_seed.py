@@ -196,6 +196,7 @@ async def seed_history(session: AsyncSession, now, days: int = 90, tickets: int 
                     continue
                 await at(answered, Action.CLOSE, owner, "confirmed by owner")
             else:
+                assert ticket.resolved_at is not None  # resolved above
                 await at(ticket.resolved_at + svc.sla.close_after, Action.CLOSE, "system:sla",
                          t("zh", "sla.auto_closed"))
             break

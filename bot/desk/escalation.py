@@ -23,8 +23,8 @@ log = logging.getLogger("propdesk.escalation")
 
 async def hurried(svc: TicketService, ticket: Ticket, now: datetime, lang: str = "zh") -> None:
     """The owner hurried (催单; the cooldown is the desk's): ping the assignee, and count toward escalation."""
-    if ticket.assignee_id is not None:
-        staff = await svc.s.get(Staff, ticket.assignee_id)
+    staff = await svc.s.get(Staff, ticket.assignee_id) if ticket.assignee_id is not None else None
+    if staff is not None:
         accounts = (await svc.s.scalars(select(Identity).where(Identity.person_id == staff.person_id,
                                                                Identity.active.is_(True)))).all()
         for account in accounts:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, Sequence
 
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +16,6 @@ from models.lifecycle import OPEN_STATUSES
 from models import (Action, Attachment, Binding, Bill, Building, Estate, Payment, Person, Residency, Ticket,
                     TransitionError, Unit)
 
-from bot.triage.classifier import Classifier
 from bot.clock import Clock
 from bot.desk import escalation
 from bot.desk.routing import NO_DISPATCH, Dispatch
@@ -29,20 +28,36 @@ OPEN = frozenset(str(s) for s in OPEN_STATUSES)
 RELATIONS = ("owner", "family", "tenant")  # a person's relation to a home, as Residency.role
 
 
+class Classified(Protocol):
+    """A classification of a message: its fields as a dict (kind, category, urgency, reasons, ...)."""
+
+    def as_dict(self) -> dict: ...
+
+
+class TextClassifier(Protocol):
+    """What the desk classifies free text with: the rules' Classifier, or the Triager combining them with the model."""
+
+    def classify(self, text: str) -> Classified: ...
+
+
 def owner(person_id: int) -> str:
     return f"owner:{person_id}"
 
 
 class DbDesk:
-    def __init__(self, session: AsyncSession | Callable[[], AsyncSession], classifier: Classifier, clock: Clock,
+    def __init__(self, session: AsyncSession | Callable[[], AsyncSession], classifier: TextClassifier, clock: Clock,
                  hurry_cooldown_minutes: int = 30, dispatch: Dispatch = NO_DISPATCH, staff_lang: str = "zh",
                  execute: Callable | None = None):
         """`session`: the ORM session, or a function that opens one when a flow first needs it (most
         conversation steps never do, and a session costs more than the step's own statements). `execute`: how
         the read-only views' Core statements run in the same transaction (a conversation step's, see
         models.step_transactions); the session's by default."""
-        self._session = session if isinstance(session, AsyncSession) else None
-        self._open_session = session if self._session is None else None
+        self._session: AsyncSession | None
+        self._open_session: Callable[[], AsyncSession] | None
+        if isinstance(session, AsyncSession):
+            self._session, self._open_session = session, None
+        else:
+            self._session, self._open_session = None, session
         self._execute = execute
         self._classified: dict[str, dict] = {}
         self.classifier = classifier
@@ -54,6 +69,8 @@ class DbDesk:
     @property
     def s(self) -> AsyncSession:
         if self._session is None:
+            if self._open_session is None:
+                raise RuntimeError("the desk has neither a session nor a way to open one")
             self._session = self._open_session()
         return self._session
 
@@ -65,7 +82,7 @@ class DbDesk:
     def tickets(self) -> TicketService:
         return TicketService(self.s, self.clock, self.dispatch)
 
-    async def _rows(self, stmt, params: dict) -> list:  # noqa: ANN001
+    async def _rows(self, stmt, params: dict) -> Sequence[Any]:  # noqa: ANN001
         if self._execute is None:
             return (await self.s.execute(stmt, params)).all()
         if self.session_opened:
@@ -311,7 +328,7 @@ def _owner_line(event) -> tuple[str, str]:  # noqa: ANN001 - a TicketEvent
 
 def _location(building: str | None, entrance: str | None, room: str | None, text: str) -> str:
     """Where a ticket is: its unit's label, then what the owner wrote."""
-    if building is None:
+    if building is None or entrance is None or room is None:  # no unit: the outer join's columns are all None
         return text
     label = Unit.make_label(building, entrance, room)
     return f"{label} {text}" if text else label

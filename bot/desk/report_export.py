@@ -167,6 +167,8 @@ def write(report: Report, fmt: str, out: str | None) -> list[str]:
         second.write_text(breaches, encoding="utf-8-sig")
         return [out, str(second)]
     if fmt == "xlsx":
+        if out is None:
+            raise ValueError("an Excel report needs a file")
         to_xlsx(report, out)
         return [out]
     raise ValueError(f"unknown format {fmt!r}")

@@ -40,7 +40,7 @@ import math
 from collections import defaultdict, namedtuple
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Integer, and_, any_, bindparam, case, func, or_, select, text, union
@@ -48,11 +48,14 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Building, Estate, Person, Staff, Ticket, TicketEvent, Unit
+from models.db import dialect_name
 from models.lifecycle import OPEN_STATUSES
 
 DIMENSIONS = ("estate", "building", "kind", "category", "urgency", "staff", "trade", "channel")
 DEADLINES = ("claim", "arrive", "resolve")
 OPEN = frozenset(str(s) for s in OPEN_STATUSES)
+# A row class whose fields are the query's columns, known only at run time (mypy types literal field lists only).
+_record_type: Callable[[str, list[str]], Any] = namedtuple
 
 
 class ReportError(ValueError):
@@ -290,7 +293,7 @@ async def _rows(session: AsyncSession, period: Period, selection, ids: list[int]
          .outerjoin(assignee, assignee.c.id == t.assignee_id).outerjoin(who, who.c.id == assignee.c.person_id)
          .where(_member(t.id, selection, ids)))
     result = await (await session.connection()).execute(q)  # Core rows: no ORM layer over 10^4–10^5 of them
-    row = namedtuple("TicketFacts", list(result.keys()))  # attribute access at C speed, for the loop in _compute
+    row = _record_type("TicketFacts", list(result.keys()))  # attribute access at C speed, for the loop in _compute
     return [row._make(r) for r in result.all()]
 
 
@@ -391,7 +394,7 @@ def _deadline(row, which: str, holds: list[tuple[datetime, datetime]], now: date
 
 
 def _compute(rows: Sequence[Any], holds: Mapping[int, Any], period: Period, now: datetime,
-             by: str | None) -> tuple[dict, dict, list[Breach]]:
+             by: str | None) -> tuple[_Acc, dict[Any, tuple[Any, _Acc]], list[Breach]]:
     start, end = period.start, period.end
     as_of = min(end, now)
     total = _Acc()
@@ -487,7 +490,7 @@ async def service_report(session: AsyncSession, period: Period, *, now: datetime
     where = {k: list(v) for k, v in (where or {}).items() if v}
     selection = _selection(period, await _estate_ids(session, estates) if estates else [], where, now)
     ids = None
-    if session.bind.dialect.name == "postgresql":
+    if dialect_name(session) == "postgresql":
         # The planner cannot estimate the selection; over its cost threshold PostgreSQL would spend seconds
         # compiling the plan (JIT) for a query that runs in a fraction of one.
         await session.execute(text("SET LOCAL jit = off"))

@@ -100,8 +100,10 @@ async def staff_ticket_views(session: AsyncSession, tickets: list[Ticket], clock
     units = {u.id: u.label for u in (await session.scalars(select(Unit).where(Unit.id.in_(unit_ids))
                                                            .options(selectinload(Unit.building)))).all()} \
         if unit_ids else {}
-    return [_view(t, clock, events[t.id], photos[t.id], reporters.get(t.reporter_id), assignees.get(t.assignee_id),
-                  units.get(t.unit_id)) for t in tickets]
+    return [_view(t, clock, events[t.id], photos[t.id],
+                  reporters.get(t.reporter_id) if t.reporter_id is not None else None,
+                  assignees.get(t.assignee_id) if t.assignee_id is not None else None,
+                  units.get(t.unit_id) if t.unit_id is not None else None) for t in tickets]
 
 
 def _view(ticket: Ticket, clock: Clock, events: list[TicketEvent], photos: list[str], reporter: str | None,

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from config.settings import Settings
 from models import LoginThrottle, Staff, StaffSession
-from models.db import insert_for
+from models.db import dialect_name, insert_for
 
 from bot.clock import Clock
 from bot.desk.access import StaffRef, active_staff
@@ -71,7 +71,7 @@ class StaffAuth:
         window_start = now - timedelta(minutes=s.login_window_minutes)
         locked: list[datetime] = []
         async with self.sessionmaker() as session, session.begin():
-            insert = insert_for(session.bind.dialect.name)
+            insert = insert_for(dialect_name(session))
             for key, allowed in keys.items():
                 stale = LoginThrottle.window_start < window_start
                 stmt = insert(LoginThrottle).values(key=key, failures=1, window_start=now, locked_until=None)

@@ -83,13 +83,13 @@ class TicketLimits:
         if reporter_id is not None and self.per_account_per_minute > 0:
             # A sliding window as long as the burst takes to refill: at most `burst` tickets in it.
             window = timedelta(minutes=self.per_account_burst / self.per_account_per_minute)
-            recent = await s.scalar(select(func.count()).select_from(Ticket).where(
-                Ticket.reporter_id == reporter_id, Ticket.created_at > now - window))
+            recent = (await s.execute(select(func.count()).select_from(Ticket).where(
+                Ticket.reporter_id == reporter_id, Ticket.created_at > now - window))).scalar_one()
             if recent >= self.per_account_burst:
                 over = f"person {reporter_id}: {recent} tickets in {window.total_seconds():.0f}s"
         if not over and self.per_channel_per_minute > 0:
-            recent = await s.scalar(select(func.count()).select_from(Ticket).where(
-                Ticket.channel == channel, Ticket.created_at > now - timedelta(minutes=1)))
+            recent = (await s.execute(select(func.count()).select_from(Ticket).where(
+                Ticket.channel == channel, Ticket.created_at > now - timedelta(minutes=1)))).scalar_one()
             if recent >= self.per_channel_per_minute:
                 over = f"channel {channel}: {recent} tickets in the last minute"
                 alert = ChannelAlert(channel, recent, self.alert_group, self.staff_lang)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,7 +15,7 @@ from models import (Action, Attachment, Identity, OutboxMessage, Person, Staff, 
                     TicketEvent, TicketFollower, next_status)
 from models.lifecycle import NEEDS_REASON, OPEN_STATUSES
 from models.ticket import PREFIX, format_number
-from models.db import insert_for
+from models.db import dialect_name, insert_for
 
 from handlers.common import when_text
 
@@ -37,7 +37,7 @@ async def next_number(session: AsyncSession, kind: str, clock: Clock) -> str:
     """BX-20261125-0007: one atomic upsert per number, so two workers never hand out the same one."""
     prefix = PREFIX[kind]
     day = clock.local().date()
-    insert = insert_for(session.bind.dialect.name)
+    insert = insert_for(dialect_name(session))
     stmt = insert(TicketCounter).values(prefix=prefix, day=day, last=1)
     stmt = stmt.on_conflict_do_update(index_elements=["prefix", "day"],
                                       set_={"last": TicketCounter.last + 1}).returning(TicketCounter.last)
@@ -74,7 +74,7 @@ class TicketService:
         ticket.resolve_due_at = self.sla.due(now, policy.resolve, policy)
         ticket.escalation_level = 0
 
-    def deadline(self, ticket: Ticket) -> tuple[str, object]:
+    def deadline(self, ticket: Ticket) -> tuple[str, datetime | None]:
         """The deadline the ticket is working towards now: ("claim" | "arrive" | "resolve", when)."""
         if ticket.status in ("new", "rejected", "reopened"):
             return "claim", ticket.claim_due_at
@@ -82,13 +82,13 @@ class TicketService:
             return "arrive", ticket.arrive_due_at
         return "resolve", ticket.resolve_due_at
 
-    def next_check(self, ticket: Ticket, now) -> object:  # noqa: ANN001
+    def next_check(self, ticket: Ticket, now: datetime) -> datetime | None:
         """When the SLA sweep must look again: a reminder, the next escalation, the end of the return visit."""
         if ticket.status == "resolved":
             return (ticket.resolved_at or now) + self.sla.close_after
         if ticket.status not in ("new", "rejected", "reopened", "assigned", "in_progress"):
             return None  # on hold (the clock is paused), closed, cancelled
-        times = []
+        times: list[datetime] = []
         _, due = self.deadline(ticket)
         if due is not None and ticket.escalation_level < len(self.sla.ladder):
             times.append(due + timedelta(minutes=self.sla.ladder[ticket.escalation_level][1]))

@@ -57,6 +57,7 @@ async def managers_report(app: App, which: str) -> bool:
     """The weekly (last Monday to Sunday) or monthly (last month) service report, once per period across workers."""
     today, tz = app.clock.local().date(), app.settings.timezone
     period = Period.week_before(today, tz) if which == "weekly" else Period.month_before(today, tz)
+    assert period.first is not None  # a week or a month is whole local days
     async with app.sessionmaker() as s, s.begin():
         insert = insert_for(s.bind.dialect.name)
         first = await s.execute(insert(JobRun).values(name=f"report_{which}", run_key=period.first.isoformat(),

@@ -145,7 +145,7 @@ class Classifier:
         if hits:
             top = max(hits, key=lambda r: URGENCY_ORDER[r.urgency])
             cat = top.category or (category if score else "other")
-            kind = top.kind if top.category else _kind_for(cat, self._has("broken", clause))
+            kind = (top.kind if top.category else None) or _kind_for(cat, self._has("broken", clause))
             reasons = [f"rule:{r.name}" for r in hits if r.urgency == top.urgency]
             return Classification(kind, cat, top.urgency, reasons)
 

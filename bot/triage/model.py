@@ -211,7 +211,7 @@ class TriageModel:
                 probs[h] = {labels[0]: _sigmoid(s[0])}
             else:
                 probs[h] = dict(zip(labels, _softmax(s), strict=False))
-        best = {h: max(probs[h], key=probs[h].get) for h in HEADS}
+        best = {h: max(probs[h], key=probs[h].__getitem__) for h in HEADS}
         if "emergency" in probs:
             p_emergency = probs["emergency"]["emergency"]
         else:

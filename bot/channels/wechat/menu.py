@@ -1,6 +1,7 @@
 """The official account's custom menu: its CLICK keys are the ones bot.channels.wechat turns into commands."""
+from typing import Any
 
-MENU = {"button": [
+MENU: dict[str, list[dict[str, Any]]] = {"button": [
     {"type": "click", "name": "🔧 报修", "key": "repair"},
     {"type": "click", "name": "📢 投诉", "key": "complaint"},
     {"name": "🏠 我的", "sub_button": [

@@ -217,23 +217,13 @@ async def seed_demo_logins(session: AsyncSession) -> list[tuple[str, str, str, s
     estate: (role, name, phone, password) to print. Only `propdesk run` calls this, on a freshly seeded demo."""
     import secrets
 
+    from bot.clock import Clock
     from bot.desk.signing import hash_password
+    from bot.desk.staff_accounts import add_staff
 
-    estates = (await session.scalars(select(Estate))).all()
     out = []
     for role, name, phone, trade in DEMO_LOGINS:
-        person = await session.scalar(select(Person).where(Person.phone == phone))
-        if person is None:
-            person = Person(name=name, phone=phone)
-            session.add(person)
-            await session.flush()
-        staff = await session.scalar(select(Staff).where(Staff.person_id == person.id))
-        if staff is None:
-            staff = Staff(person_id=person.id, role=role, trade=trade)
-            session.add(staff)
-            await session.flush()
-            for estate in estates:
-                session.add(StaffEstate(staff_id=staff.id, estate_id=estate.id))
+        staff, _code = await add_staff(session, Clock(), name=name, phone=phone, role=role, trade=trade)
         password = secrets.token_urlsafe(9)
         staff.password_hash = hash_password(password)
         out.append((role, name, phone, password))

@@ -363,12 +363,8 @@ class StaffDesk:
     async def assign(self, staff: StaffRef, number: str, assignee_id: int) -> dict[str, Any]:
         """Dispatch an unclaimed ticket to a colleague, or transfer a claimed one (转派)."""
         async with self.sessionmaker() as s, s.begin():
-            try:
-                ticket = await access_ticket_as(s, staff, number, lock=True)
-            except NoAccess:
-                raise StaffActionError(f"no ticket {number}") from None
-            if not may_act(staff, "assign", ticket):
-                raise StaffActionError(f"a {staff.role} may not assign tickets / 无权派单")
+            ticket = await _ticket_for(s, staff, number, "assign",
+                                       f"a {staff.role} may not assign tickets / 无权派单")
             assignee = await active_staff(s, assignee_id)
             if assignee is None or (ticket.estate_id is not None and ticket.estate_id not in assignee.estate_ids):
                 raise StaffActionError("the new assignee does not work for this ticket's estate")
@@ -387,12 +383,8 @@ class StaffDesk:
         if not note:
             raise StaffActionError("reopening needs a reason / 重开需要原因")
         async with self.sessionmaker() as s, s.begin():
-            try:
-                ticket = await access_ticket_as(s, staff, number, lock=True)
-            except NoAccess:
-                raise StaffActionError(f"no ticket {number}") from None
-            if not may_act(staff, "reopen", ticket):
-                raise StaffActionError(f"a {staff.role} may not reopen tickets / 无权重开")
+            ticket = await _ticket_for(s, staff, number, "reopen",
+                                       f"a {staff.role} may not reopen tickets / 无权重开")
             try:
                 await TicketService(s, self.clock, self.dispatch).transition(ticket, "reopen", f"staff:{staff.id}",
                                                                              note)
@@ -411,12 +403,8 @@ class StaffDesk:
                 REPAIR_CATEGORIES if kind == "repair" else COMPLAINT_CATEGORIES):
             raise StaffActionError("unknown kind, category or urgency")
         async with self.sessionmaker() as s, s.begin():
-            try:
-                ticket = await access_ticket_as(s, staff, number, lock=True)
-            except NoAccess:
-                raise StaffActionError(f"no ticket {number}") from None
-            if not may_act(staff, "reclassify", ticket):
-                raise StaffActionError(f"a {staff.role} may not reclassify tickets / 无权修改分类")
+            ticket = await _ticket_for(s, staff, number, "reclassify",
+                                       f"a {staff.role} may not reclassify tickets / 无权修改分类")
             old = (ticket.kind, ticket.category, ticket.urgency)
             if old == (kind, category, urgency):
                 return await staff_ticket_view(s, ticket, self.clock)
@@ -544,6 +532,18 @@ class StaffDesk:
             last = int(await s.scalar(select(func.max(TicketEvent.id))) or 0) if len(rows) < limit else rows[-1][0]
         return ([{"event": eid, "action": action, "number": number, "urgency": urgency, "status": status}
                  for eid, action, _to, number, urgency, status in rows], max(last, after_event))
+
+
+async def _ticket_for(s: AsyncSession, staff: StaffRef, number: str, action: str, refusal: str) -> Ticket:
+    """The ticket, locked, when this staff member may see it and may take `action` on it; StaffActionError otherwise
+    (with `refusal` when it is their role that forbids it)."""
+    try:
+        ticket = await access_ticket_as(s, staff, number, lock=True)
+    except NoAccess:
+        raise StaffActionError(f"no ticket {number}") from None
+    if not may_act(staff, action, ticket):
+        raise StaffActionError(refusal)
+    return ticket
 
 
 async def _estates_by_staff(session: AsyncSession, staff_ids: list[int]) -> dict[int, frozenset[int]]:

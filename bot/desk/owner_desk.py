@@ -14,7 +14,7 @@ from config.i18n import t
 from handlers.ports import BillView, EstateView, NewTicket, PaymentView, TicketView, UnitView
 from models.lifecycle import OPEN_STATUSES
 from models import (Action, Attachment, Binding, Bill, Building, Estate, Payment, Person, Residency, Ticket,
-                    TransitionError, Unit)
+                    TicketEvent, TransitionError, Unit)
 
 from bot.clock import Clock
 from bot.desk import escalation
@@ -319,7 +319,7 @@ STAFF_ONLY = frozenset({"undelivered"})
 NOTE_FOR_OWNER = frozenset({"comment", "hold", "resolve"})
 
 
-def _owner_line(event) -> tuple[str, str]:  # noqa: ANN001 - a TicketEvent
+def _owner_line(event: TicketEvent) -> tuple[str, str]:
     """(action, note) as the owner's timeline shows an event: the owner's own reopening says why in their words."""
     if event.action == "reopen" and event.actor.startswith("owner:"):
         return ("reopen_rating" if event.note.startswith("rating") else "reopen_not_fixed"), ""

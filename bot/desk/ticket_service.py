@@ -52,7 +52,7 @@ class TicketService:
         self.dispatch = dispatch
         self.sla = sla or load_sla(str(clock.tz))
 
-    async def duplicate_of(self, ticket: Ticket, now) -> str | None:  # noqa: ANN001
+    async def duplicate_of(self, ticket: Ticket, now: datetime) -> str | None:
         """An open ticket of the same category at the same unit (or the same public spot) reported recently."""
         if ticket.unit_id is None and not (ticket.estate_id and ticket.location_text.strip()):
             return None
@@ -66,7 +66,7 @@ class TicketService:
                         func.lower(func.trim(Ticket.location_text)) == ticket.location_text.strip().lower())
         return await self.s.scalar(q.order_by(Ticket.id).limit(1))
 
-    def start_clock(self, ticket: Ticket, now) -> None:  # noqa: ANN001
+    def start_clock(self, ticket: Ticket, now: datetime) -> None:
         """Deadlines from the ticket's policy, counted from now (creation, or a reopening: a new clock)."""
         policy = self.sla.policy(ticket.urgency, ticket.category)
         ticket.claim_due_at = self.sla.due(now, policy.claim, policy)

@@ -9,6 +9,7 @@ import logging
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from config.i18n import t
@@ -56,7 +57,7 @@ async def send_fee_reminders(app: App) -> int:
     return done
 
 
-async def _queue(app: App, s, bill: Bill, kind: str) -> int:  # noqa: ANN001
+async def _queue(app: App, s: AsyncSession, bill: Bill, kind: str) -> int:
     """The reminder to every active chat account of everyone bound to the bill's unit, in their language."""
     rows = (await s.execute(select(Identity, Person).join(Person, Person.id == Identity.person_id)
                             .join(Binding, Binding.person_id == Person.id)

@@ -86,7 +86,7 @@ async def daily_digest(session: AsyncSession, settings: Settings, clock: Clock, 
 
 
 async def report_summary(session: AsyncSession, settings: Settings, clock: Clock, dispatch: Dispatch, period: Any,
-                         which: str, group: str = "managers") -> str | None:  # noqa: ANN001
+                         which: str, group: str = "managers") -> str | None:
     """The weekly or monthly service report of `period` (a reports.Period) to the managers' group: the headline
     figures and the three worst breaches, through the outbox."""
     from bot.desk.report_export import summary_text

@@ -1,5 +1,6 @@
 """Alembic environment: targets models.Base.metadata; runs on a connection handed in by models.db."""
 from alembic import context
+from sqlalchemy.engine import Connection
 
 from models import Base
 
@@ -7,7 +8,7 @@ target_metadata = Base.metadata
 config = context.config
 
 
-def run_with(connection) -> None:  # noqa: ANN001
+def run_with(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata,
                       render_as_batch=connection.dialect.name == "sqlite")
     with context.begin_transaction():

@@ -1,4 +1,4 @@
-"""The aiohttp server: health check, the local web chat and staff pane; later channels add their routes here."""
+"""The aiohttp server: health check, the local web chat, the staff console; later channels add their routes here."""
 from __future__ import annotations
 
 import asyncio

@@ -8,10 +8,12 @@ from bot.app import App
 from bot.conversation.engine import Sender
 from bot.desk.demo_seed import seed_demo
 from bot.desk.staff_accounts import add_staff
+from bot.desk.access import StaffRef
+from bot.desk.console_queries import TicketFilter
 from bot.desk.staff_desk import StaffActionError
 from config.settings import Settings
 from handlers.messages import Inbound
-from models import Estate, Ticket
+from models import Estate, Person, Staff, Ticket
 
 
 @pytest.fixture
@@ -22,6 +24,19 @@ async def app(db_url, clock, tmp_path):
         await add_staff(s, clock, name="赵师傅 Zhao", phone="13900000009", estates=["CH"])
     yield app
     await app.close()
+
+
+async def _staff(app: App, phone: str) -> StaffRef:
+    """The active staff member with this phone, as the surfaces hold them."""
+    async with app.sessionmaker() as s:
+        staff_id = await s.scalar(select(Staff.id).join(Person, Person.id == Staff.person_id)
+                                  .where(Person.phone == phone))
+    ref = await app.staff_desk.staff_by_id(staff_id)
+    assert ref is not None
+    return ref
+
+
+ZHAO, WANG = "13900000009", "13900000001"  # Zhao works for CH only; Wang for both estates
 
 
 async def _ticket_in(app: App, estate: str, user: str, text: str) -> str:
@@ -40,7 +55,7 @@ async def test_staff_of_one_estate_reach_nothing_of_another(app):
     ch = await _ticket_in(app, "CH", "w-owner-ch", "厨房水管爆了，水漫出来了")
     assert sg and ch
     desk = app.staff_desk
-    zhao = next(m for m in await desk.members() if m.name.startswith("赵"))
+    zhao = await _staff(app, ZHAO)
     # Every way a surface reads or changes a ticket: the view, the card, the photo, the contact, the assignee
     # list, the lists, and every action.
     assert await desk.ticket_view(zhao, ch) is not None
@@ -49,7 +64,7 @@ async def test_staff_of_one_estate_reach_nothing_of_another(app):
     assert await desk.contact(zhao, sg) is None
     assert await desk.photo(zhao, sg, 0) is None
     assert await desk.assignee_choices(zhao, sg) == []
-    assert [t["number"] for t in await desk.pane_tickets(zhao)] == [ch]
+    assert [t["number"] for t in (await desk.console_list(zhao, TicketFilter()))["tickets"]] == [ch]
     for action in ("claim", "comment", "reject", "merge", "resolve"):
         with pytest.raises(StaffActionError):
             await desk.act(zhao, sg, action, note="x")
@@ -57,7 +72,7 @@ async def test_staff_of_one_estate_reach_nothing_of_another(app):
     # Nor can a ticket of theirs be merged into one of another estate, or passed to someone who cannot see it.
     with pytest.raises(StaffActionError):
         await desk.act(zhao, ch, "merge", note=sg)
-    wang = next(m for m in await desk.members() if m.name.startswith("王"))
+    wang = await _staff(app, WANG)
     assert await desk.ticket_view(wang, sg) is not None  # staff of both estates see both
     await desk.act(wang, sg, "claim")
     with pytest.raises(StaffActionError, match="estate"):
@@ -76,8 +91,8 @@ async def test_bindings_are_decided_only_by_staff_of_the_home(app):
         await app.engine.handle(sender, Inbound.text_or_command(text))
     await app.engine.handle(sender, Inbound(kind="choice", choice="rel:family"))
     desk = app.staff_desk
-    zhao = next(m for m in await desk.members() if m.name.startswith("赵"))
-    wang = next(m for m in await desk.members() if m.name.startswith("王"))
+    zhao = await _staff(app, ZHAO)
+    wang = await _staff(app, WANG)
     pending = await desk.pending_bindings(wang)
     sg_binding = next(b for b in pending if b["estate"].startswith("阳光花园"))
     assert sg_binding["id"] not in [b["id"] for b in await desk.pending_bindings(zhao)]
@@ -90,7 +105,7 @@ async def test_web_poll_holds_a_quiet_hours_notice_until_due(app, clock):
     owner = (await app.owner_accounts.roster_owners())[0]
     await app.owner_accounts.attach_roster_owner("web", user, user, owner["person_id"])
     clock.advance(hours=12)  # 22:00 in Shanghai: inside the quiet hours
-    wang = next(m for m in await app.staff_desk.members() if m.name.startswith("王"))
+    wang = await _staff(app, WANG)
     assert await app.staff_desk.send_notice(wang, "SG", [], "明天9点至12点停水") >= 1
     await app.engine.handle(Sender("web", user, user), Inbound.text_or_command("菜单"))
     assert await app.owner_accounts.take_messages("web", user, 0) == []
@@ -113,7 +128,7 @@ async def test_unknown_trade_and_role_are_refused(app, clock):
             await add_staff(s, clock, name="X", phone="13900000111", role="boss")
 
 
-async def test_the_pane_list_costs_the_same_queries_for_3_tickets_as_for_12(app):
+async def test_the_staff_list_costs_the_same_queries_for_3_tickets_as_for_12(app):
     from sqlalchemy import event
 
     statements: list[str] = []
@@ -121,7 +136,7 @@ async def test_the_pane_list_costs_the_same_queries_for_3_tickets_as_for_12(app)
     def count(conn, cursor, statement, *args):  # noqa: ANN001, ANN202
         statements.append(statement)
 
-    office = await app.staff_desk.office_view()
+    wang = await _staff(app, WANG)
     event.listen(app.db.sync_engine, "before_cursor_execute", count)
     try:
         costs = []
@@ -130,7 +145,7 @@ async def test_the_pane_list_costs_the_same_queries_for_3_tickets_as_for_12(app)
                 user = f"w-n1-{len(costs)}-{i}"
                 await app.engine.handle(Sender("web", user, user), Inbound.text_or_command("楼道里好大一股煤气味"))
             statements.clear()
-            views = await app.staff_desk.pane_tickets(office)
+            views = (await app.staff_desk.console_list(wang, TicketFilter()))["tickets"]
             costs.append((len(views), len(statements)))
     finally:
         event.remove(app.db.sync_engine, "before_cursor_execute", count)

@@ -1,4 +1,4 @@
-"""Who may see and change which ticket: one place for every staff surface (Telegram cards, WeCom page, web pane).
+"""Who may see and change which ticket: one place for every staff surface (Telegram cards, WeCom page, console).
 
 A staff member works for the estates they are given (staff_estates). `access_ticket` fetches a ticket as seen by
 one staff member and raises `NoAccess` when they may not see it, so no surface filters tickets on its own.

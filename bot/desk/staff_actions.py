@@ -1,4 +1,4 @@
-"""What staff do to a ticket, from any staff surface (Telegram cards, the WeCom staff page, the web pane)."""
+"""What staff do to a ticket, from any staff surface (Telegram cards, the WeCom staff page, the console)."""
 from __future__ import annotations
 
 from sqlalchemy import select

@@ -1,16 +1,14 @@
-"""The desk as staff surfaces use it: Telegram group cards, the WeCom staff page and the web pane call these and
+"""The desk as staff surfaces use it: Telegram group cards, the WeCom staff page and the staff console call these and
 nothing else. Each method is one transaction; what it queues reaches the delivery worker when it commits.
 
 Adapters hold `StaffRef`s and plain views between requests, never ORM objects or sessions.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
+from typing import Any, Callable
 
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -31,11 +29,10 @@ from bot.desk.ticket_service import TicketService
 from bot.desk.group_cards import GroupCard, build_group_card
 from bot.desk.routing import Dispatch
 from bot.desk.signing import check_password
-from bot.desk.staff_actions import StaffActionError, staff_ticket_view, staff_ticket_views
+from bot.desk.staff_actions import StaffActionError, staff_ticket_view
 from bot.jobs.notices import send_notice
 
 MAX_PROMPTS = 50  # reason prompts remembered per group
-URGENCY_RANK = {"emergency": 0, "high": 1, "normal": 2, "low": 3}
 # Checked against when the phone is unknown, so a wrong phone costs as long as a wrong password.
 _NO_SUCH_HASH = "scrypt$" + "00" * 16 + "$" + "00" * 64
 
@@ -60,8 +57,7 @@ class Contact:
 
 class StaffDesk:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock,
-                 dispatch: Dispatch,
-                 media: MediaStore, on_queued: Callable[[], None]):
+                 dispatch: Dispatch, media: MediaStore, on_queued: Callable[[], None]):
         self.sessionmaker = sessionmaker
         self.settings = settings
         self.clock = clock
@@ -90,19 +86,6 @@ class StaffDesk:
         ok = await asyncio.to_thread(check_password, password, stored or _NO_SUCH_HASH)
         return ref if ok and stored else None
 
-    async def office_view(self) -> StaffRef:
-        """The whole office, every estate: what the demo web pane reads as (it has no sign-in)."""
-        async with self.sessionmaker() as s:
-            estates = frozenset((await s.scalars(select(Estate.id))).all())
-        return StaffRef(0, "office", "admin", None, estates)
-
-    async def members(self) -> list[StaffRef]:
-        async with self.sessionmaker() as s:
-            rows = (await s.scalars(select(Staff).where(Staff.active.is_(True))
-                                    .options(selectinload(Staff.person)).order_by(Staff.id))).all()
-            estates = await _estates_by_staff(s, [st.id for st in rows])
-        return [StaffRef(st.id, st.person.name, st.role, st.trade, estates.get(st.id, frozenset())) for st in rows]
-
     # -- reading tickets -----------------------------------------------------------------------------------
     async def ticket_view(self, staff: StaffRef, number: str) -> dict[str, Any] | None:
         """Everything a staff surface shows about a ticket, or None when it does not exist for this staff member."""
@@ -111,9 +94,7 @@ class StaffDesk:
                 ticket = await access_ticket_as(s, staff, number)
             except NoAccess:
                 return None
-            view = await staff_ticket_view(s, ticket, self.clock)
-            view["actions"] = [a for a in view["actions"] if may_act(staff, a, ticket)]
-            return view
+            return await _view_for(s, staff, ticket, self.clock)
 
     async def group_card(self, staff: StaffRef, number: str, lang: str | None = None) -> GroupCard | None:
         async with self.sessionmaker() as s:
@@ -122,17 +103,6 @@ class StaffDesk:
             except NoAccess:
                 return None
             return await build_group_card(s, ticket, self.clock, lang or self.settings.staff_lang)
-
-    async def pane_tickets(self, staff: StaffRef, limit: int = 100) -> list[dict[str, Any]]:
-        """Open tickets (emergencies first) and those changed today, as the web pane lists them."""
-        cutoff = self.clock.now().replace(hour=0, minute=0, second=0)
-        open_statuses = [str(x) for x in OPEN_STATUSES]
-        async with self.sessionmaker() as s:
-            query = scoped_tickets(staff, select(Ticket).where(
-                or_(Ticket.status.in_(open_statuses), Ticket.updated_at >= cutoff)))
-            rows = (await s.scalars(query.order_by(Ticket.id.desc()).limit(limit))).all()
-            rows = sorted(rows, key=lambda t: (t.status not in open_statuses, URGENCY_RANK.get(t.urgency, 9), -t.id))
-            return await staff_ticket_views(s, list(rows), self.clock)
 
     async def open_in_group(self, staff: StaffRef, channel: str, chat_id: str, limit: int = 50) -> list[TicketLine]:
         """Open tickets whose card is in this group."""
@@ -300,8 +270,7 @@ class StaffDesk:
                 ticket = await access_ticket_as(s, staff, number)
             except NoAccess:
                 return None
-            view = await staff_ticket_view(s, ticket, self.clock)
-            view["actions"] = [a for a in view["actions"] if may_act(staff, a, ticket)]
+            view = await _view_for(s, staff, ticket, self.clock)
             extra = [a for a in ("assign", "reopen", "reclassify", "note") if may_act(staff, a, ticket)]
             if "reopen" in extra and ticket.status not in ("resolved", "closed"):
                 extra.remove("reopen")
@@ -534,6 +503,13 @@ class StaffDesk:
                  for eid, action, _to, number, urgency, status in rows], max(last, after_event))
 
 
+async def _view_for(s: AsyncSession, staff: StaffRef, ticket: Ticket, clock: Clock) -> dict[str, Any]:
+    """The staff view of a ticket with only the actions this staff member may take on it."""
+    view = await staff_ticket_view(s, ticket, clock)
+    view["actions"] = [a for a in view["actions"] if may_act(staff, a, ticket)]
+    return view
+
+
 async def _ticket_for(s: AsyncSession, staff: StaffRef, number: str, action: str, refusal: str) -> Ticket:
     """The ticket, locked, when this staff member may see it and may take `action` on it; StaffActionError otherwise
     (with `refusal` when it is their role that forbids it)."""
@@ -544,15 +520,6 @@ async def _ticket_for(s: AsyncSession, staff: StaffRef, number: str, action: str
     if not may_act(staff, action, ticket):
         raise StaffActionError(refusal)
     return ticket
-
-
-async def _estates_by_staff(session: AsyncSession, staff_ids: list[int]) -> dict[int, frozenset[int]]:
-    rows = (await session.execute(select(StaffEstate.staff_id, StaffEstate.estate_id)
-                                  .where(StaffEstate.staff_id.in_(staff_ids)))).all() if staff_ids else []
-    out: dict[int, set[int]] = {}
-    for staff_id, estate_id in rows:
-        out.setdefault(staff_id, set()).add(estate_id)
-    return {k: frozenset(v) for k, v in out.items()}
 
 
 __all__ = ["Contact", "StaffActionError", "StaffDesk", "StaffRef", "TicketLine"]

@@ -1,1 +1,1 @@
-"""propdesk's own pages: the local web chat, the staff pane and the mobile staff page."""
+"""propdesk's own pages: the local web chat, the staff console and the mobile staff page."""

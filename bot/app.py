@@ -35,14 +35,14 @@ class App:
     staff_desk: StaffDesk = None  # type: ignore[assignment]  # set in __post_init__
     owner_accounts: OwnerAccounts = None  # type: ignore[assignment]  # set in __post_init__
     api_tokens: ApiTokens = None  # type: ignore[assignment]  # set in __post_init__
-    metrics: Metrics = field(default_factory=Metrics)
+    metrics: Metrics = None  # type: ignore[assignment]  # the engine's, set in __post_init__
     ready: bool = False  # migrations applied and channels started (GET /readyz)
 
     def __post_init__(self) -> None:
         if self.media is None:
             self.media = MediaStore(self.settings.upload_dir)
         self.engine.on_queued = self.wake_delivery
-        self.engine.metrics = self.metrics
+        self.metrics = self.engine.metrics
         self.staff_desk = StaffDesk(self.sessionmaker, self.settings, self.clock, self.engine.dispatch, self.media,
                                     self.wake_delivery)
         self.owner_accounts = OwnerAccounts(self.sessionmaker, self.clock)

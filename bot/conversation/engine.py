@@ -82,7 +82,7 @@ class Engine:
         # Called after a step that queued outgoing messages (the app wakes its delivery worker); a step that did
         # not, the common case, costs the worker no look at the outbox.
         self.on_queued: Callable[[], None] | None = None
-        self.metrics: Metrics | None = None  # set by the app: messages in, step latency, failures
+        self.metrics = Metrics()  # messages in, step latency, failures (the app's, which /metrics shows)
         self.settings = settings
         self.clock = clock or Clock()
         self.classifier = classifier or Triager(get_classifier(settings.rules_file), use_model=settings.triage_model)
@@ -135,8 +135,6 @@ class Engine:
         logged with the message, the conversation goes back to the menu, and the owner gets an apology with it."""
         msg = _clean(msg)
         try:
-            if self.metrics is None:
-                return await self._run(sender, msg, hooks)
             with self.metrics.step(sender.channel):
                 return await self._run(sender, msg, hooks)
         except Exception as exc:  # noqa: BLE001 - whatever failed, the owner gets an answer
@@ -144,8 +142,7 @@ class Engine:
             if key is None:
                 log.exception("step failed: channel=%s chat=%s message=%s; answering with an apology",
                               sender.channel, sender.chat_id, msg.kind)
-                if self.metrics is not None:
-                    self.metrics.step_failures.labels(sender.channel).inc()
+                self.metrics.step_failures.labels(sender.channel).inc()
                 return await self._apologise(sender, hooks)
             # A refusal the owner should understand (e.g. a rate limit): nothing of the step was kept.
             log.info("step refused: channel=%s chat=%s: %s", sender.channel, sender.chat_id, exc)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from typing import Awaitable, Callable
 from pathlib import Path
 
 from sqlalchemy import text
@@ -45,3 +47,15 @@ async def start_propdesk(settings: Settings, channel_class):  # noqa: ANN001, AN
         await app.close()
 
     return stop, base
+
+
+async def paced(rate: float, seconds: float, one: Callable[[int], Awaitable[None]]) -> tuple[int, float]:
+    """Open loop: start `one(i)` at `rate` a second for `seconds`, whatever the answers' speed; (how many, elapsed)."""
+    tasks, began = [], time.perf_counter()
+    for i in range(int(rate * seconds)):
+        delay = began + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    return len(tasks), time.perf_counter() - began

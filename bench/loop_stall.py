@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import text  # noqa: E402
 
-from bench.common import fresh_database  # noqa: E402
+from bench.common import fresh_database, paced  # noqa: E402
 from bot.app import App  # noqa: E402
 from bot.clock import Clock  # noqa: E402
 from bot.conversation.engine import Sender  # noqa: E402
@@ -103,15 +103,8 @@ async def open_loop(app: App, rate: float, seconds: float, owners: int) -> dict:
             counts[k] += 1
 
     with Probes(app) as probes:
-        tasks, began = [], time.perf_counter()
-        for i in range(int(rate * seconds)):
-            delay = began + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - began
-    return {"messages_per_s": round(len(tasks) / elapsed, 1), **probes.report()}
+        sent, elapsed = await paced(rate, seconds, one)
+    return {"messages_per_s": round(sent / elapsed, 1), **probes.report()}
 
 
 async def saturation(app: App, seconds: float, owners: int) -> dict:

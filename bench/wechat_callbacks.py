@@ -35,7 +35,7 @@ from wechatpy.crypto import WeChatCrypto  # noqa: E402
 from wechatpy.replies import TextReply  # noqa: E402
 from wechatpy.utils import check_signature  # noqa: E402
 
-from bench.common import fresh_database, start_propdesk  # noqa: E402
+from bench.common import fresh_database, paced, start_propdesk  # noqa: E402
 from bot.channels.wechat.channel import WeChatChannel  # noqa: E402
 from config.settings import Settings  # noqa: E402
 from tests.fakes import wechat as wx  # noqa: E402
@@ -116,14 +116,7 @@ async def open_loop(url: str, rate: float, seconds: float, owners: int, mode: st
         # server's connection pool fills.
         await asyncio.gather(*(post(http, fake, url, f"{tag}-{k}", 0, mode) for k in range(owners)))
         counts = [1] * owners
-        tasks, began = [], time.perf_counter()
-        for i in range(int(rate * seconds)):
-            delay = began + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i)))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - began
+        _sent, elapsed = await paced(rate, seconds, one)
     return summary(latencies, elapsed)
 
 

@@ -34,7 +34,6 @@ from bot.triage.combine import Triager
 from bot.clock import Clock
 from bot.desk.owner_desk import DbDesk
 from bot.desk.routing import Dispatch
-from bot.desk.ticket_limits import TicketLimits
 from bot.desk.ticket_service import CLAIM_MINUTES
 from bot.ops.metrics import Metrics
 
@@ -87,7 +86,6 @@ class Engine:
         self.clock = clock or Clock()
         self.classifier = classifier or Triager(get_classifier(settings.rules_file), use_model=settings.triage_model)
         self.dispatch = Dispatch.from_settings(settings)
-        self.dispatch.limits = TicketLimits.from_settings(settings)  # type: ignore[attr-defined]
         self.flow_settings = FlowSettings(
             duty_phone=settings.duty_phone, office_name=settings.office_name,
             max_text_length=settings.max_text_length, hurry_cooldown_minutes=settings.hurry_cooldown_minutes,

@@ -13,6 +13,7 @@ from models import Building, Estate, OutboxMessage, Person, Staff, StaffEstate, 
 
 from bot.clock import Clock
 from bot.desk.sla import Calendar, load_sla
+from bot.desk.ticket_limits import TicketLimits
 
 # Outbox priority of a ticket's messages to staff groups, by urgency.
 PRIORITY = {"emergency": 3, "high": 2, "normal": 1, "low": 0}
@@ -36,11 +37,12 @@ class Dispatch:
     """Routing rules from settings, applied to tickets inside the caller's transaction."""
 
     def __init__(self, groups: dict[str, StaffGroup], routes: list[Route], default_group: str | None = None,
-                 calendar: Calendar | None = None):
+                 calendar: Calendar | None = None, limits: TicketLimits | None = None):
         self.groups = groups
         self.routes = routes
         self.default_group = default_group
         self.calendar = calendar  # business hours, for after-hours rules
+        self.limits = limits  # how fast owners may open tickets (None: no limit)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Dispatch":
@@ -53,7 +55,7 @@ class Dispatch:
         if any(route.mode == "assign" and not route.assignee for route in settings.routes):
             raise ValueError("a route with mode 'assign' needs the assignee's phone")
         return cls(settings.staff_groups, settings.routes, settings.default_group,
-                   load_sla(settings.timezone).calendar)
+                   load_sla(settings.timezone).calendar, TicketLimits.from_settings(settings))
 
     def group_names(self, facts: dict[str, str]) -> list[str]:
         """The groups for a ticket with these facts (estate code, kind, category, urgency, building)."""

@@ -100,7 +100,7 @@ class TicketService:
     async def create(self, *, kind: str, category: str, urgency: str, description: str, channel: str,
                      reporter_id: int | None, actor: str, **fields: Any) -> Ticket:
         now = self.clock.now()
-        limits = getattr(self.dispatch, "limits", None)
+        limits = self.dispatch.limits
         if limits is not None and actor.startswith("owner:"):
             # Over a rate limit: refused (TicketLimitReached), or, for an emergency, added to the owner's open one.
             open_emergency = await limits.check(self.s, now, reporter_id=reporter_id, channel=channel,

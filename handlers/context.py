@@ -15,8 +15,6 @@ class FlowSettings:
     office_name: str = "物业服务中心"
     max_text_length: int = 2000
     hurry_cooldown_minutes: int = 30
-    # Minutes to claim per urgency, as the SLA clock counts them (config/sla.toml); the engine passes them in.
-    promise_minutes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass

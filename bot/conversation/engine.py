@@ -34,7 +34,6 @@ from bot.triage.combine import Triager
 from bot.clock import Clock
 from bot.desk.owner_desk import DbDesk
 from bot.desk.routing import Dispatch
-from bot.desk.ticket_service import CLAIM_MINUTES
 from bot.ops.metrics import Metrics
 
 log = logging.getLogger("propdesk.engine")
@@ -88,8 +87,7 @@ class Engine:
         self.dispatch = Dispatch.from_settings(settings)
         self.flow_settings = FlowSettings(
             duty_phone=settings.duty_phone, office_name=settings.office_name,
-            max_text_length=settings.max_text_length, hurry_cooldown_minutes=settings.hurry_cooldown_minutes,
-            promise_minutes=dict(CLAIM_MINUTES))
+            max_text_length=settings.max_text_length, hurry_cooldown_minutes=settings.hurry_cooldown_minutes)
 
     async def _identity(self, tx: StepTx, sender: Sender, row: Any = None) -> tuple[int, str | None]:
         """(person id, the person's language) of the sender's chat account, created on first contact. `row`: the

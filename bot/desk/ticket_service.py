@@ -30,7 +30,6 @@ log = logging.getLogger("propdesk.tickets")
 def _fields(ticket: Ticket) -> dict:
     return ticket_fields(ticket.number, ticket.estate_id, ticket.urgency)
 
-CLAIM_MINUTES = {urgency: policy.claim for urgency, policy in load_sla().policies.items()}
 
 
 async def next_number(session: AsyncSession, kind: str, clock: Clock) -> str:
